@@ -1,0 +1,87 @@
+// The schema of every config key dptrain understands: type, default, range and one line of help.
+#include "core/config.h"
+
+namespace dpt {
+namespace {
+
+constexpr double kNoLimit = 1e300;
+
+ConfigKey flag(std::string name, bool fallback, std::string help) {
+  return ConfigKey{std::move(name), ConfigType::Bool, fallback, std::move(help), -kNoLimit, kNoLimit, {}, false};
+}
+
+ConfigKey integer(std::string name, std::int64_t fallback, double min, double max, std::string help) {
+  return ConfigKey{std::move(name), ConfigType::Int, fallback, std::move(help), min, max, {}, false};
+}
+
+ConfigKey number(std::string name, double fallback, double min, double max, std::string help) {
+  return ConfigKey{std::move(name), ConfigType::Float, fallback, std::move(help), min, max, {}, false};
+}
+
+ConfigKey text(std::string name, std::string fallback, std::string help, std::vector<std::string> choices = {}) {
+  return ConfigKey{std::move(name), ConfigType::String, std::move(fallback), std::move(help),
+                   -kNoLimit,      kNoLimit,           std::move(choices),  false};
+}
+
+ConfigKey required_text(std::string name, std::string help) {
+  ConfigKey key = text(std::move(name), "", std::move(help));
+  key.required = true;
+  return key;
+}
+
+ConfigKey text_list(std::string name, std::vector<std::string> fallback, std::string help,
+                    std::vector<std::string> choices) {
+  return ConfigKey{std::move(name), ConfigType::StringList, std::move(fallback), std::move(help),
+                   -kNoLimit,      kNoLimit,               std::move(choices),  false};
+}
+
+}  // namespace
+
+const std::vector<ConfigKey>& config_schema() {
+  static const std::vector<ConfigKey> keys = {
+      text("run.name", "", "human-readable run name; the run id is generated"),
+      integer("run.seed", 0, 0, 9.2e18, "seed of model init, shuffling and every RNG"),
+      text("run.output_dir", "runs", "metrics go to <output_dir>/<run-id>/"),
+
+      text("model.name", "fashion_cnn", "registered model name (see `dptrain models`)"),
+
+      required_text("data.train", "HDF5 file with the training split"),
+      text("data.test", "", "HDF5 file with the evaluation split (empty: no evaluation)"),
+      text("data.inputs", "images", "dataset name of the inputs inside the HDF5 files"),
+      text("data.targets", "labels", "dataset name of the integer class targets"),
+      number("data.scale", 1.0 / 255.0, -kNoLimit, kNoLimit, "inputs are multiplied by this first"),
+      number("data.mean", 0.0, -kNoLimit, kNoLimit, "then the mean is subtracted"),
+      number("data.std", 1.0, 1e-12, kNoLimit, "then divided by std"),
+      flag("data.shuffle", true, "shuffle the global sample order each epoch"),
+      flag("data.drop_last", false, "drop the final global batch when it is not full"),
+      integer("data.prefetch", 2, 0, 64, "batches the loader thread reads ahead (0: read inline)"),
+
+      integer("train.epochs", 3, 1, 1e9, "passes over the training split"),
+      integer("train.max_steps", 0, 0, 9.2e18, "stop after this many optimizer steps (0: no limit)"),
+      integer("train.batch_size", 64, 1, 1e9, "samples per rank per step (global batch = ranks x this)"),
+      text("train.optimizer", "adam", "optimizer", {"adam", "adamw", "sgd"}),
+      number("train.lr", 1e-3, 1e-12, 1e6, "learning rate"),
+      text("train.lr_schedule", "constant", "learning-rate schedule", {"constant", "cosine", "step"}),
+      integer("train.lr_step_epochs", 1, 1, 1e9, "with lr_schedule = step: epochs between decays"),
+      number("train.lr_gamma", 0.5, 0, 1, "with lr_schedule = step: decay factor"),
+      number("train.momentum", 0.9, 0, 1, "SGD momentum"),
+      number("train.weight_decay", 0.0, 0, 1e6, "weight decay"),
+      number("train.grad_clip", 0.0, 0, kNoLimit, "clip the global gradient norm to this (0: off)"),
+      flag("train.eval_every_epoch", true, "evaluate on data.test after each epoch"),
+
+      integer("runtime.threads", 0, 0, 4096, "torch/OpenBLAS threads per rank (0: cores / ranks on the node)"),
+      text("runtime.device", "cpu", "where the model runs", {"cpu", "cuda", "auto"}),
+      flag("runtime.all_ranks_print", false, "let every rank print, not only rank 0"),
+
+      flag("checkpoint.enabled", true, "save checkpoints at all"),
+      text("checkpoint.dir", "checkpoints", "checkpoint store directory"),
+      integer("checkpoint.every_steps", 0, 0, 9.2e18, "save every N steps (0: only at the end)"),
+      integer("checkpoint.keep_last", 0, 0, 1e9, "keep only the newest K versions (0: keep all)"),
+
+      text_list("tracking.sinks", {"console", "jsonl"}, "metric sinks", {"console", "jsonl"}),
+      integer("tracking.log_every", 50, 1, 1e9, "record train metrics every N steps"),
+  };
+  return keys;
+}
+
+}  // namespace dpt
