@@ -1,0 +1,185 @@
+// MpiBackend: a FIFO of collectives run by one thread, so every rank issues them in the same order
+// while the training thread goes on computing.
+#include "distributed/mpi_backend.h"
+
+#include <chrono>
+#include <climits>
+
+#include "core/check.h"
+
+namespace dpt::distributed {
+namespace {
+
+MPI_Datatype mpi_type(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kInt: return MPI_INT32_T;
+    case at::kLong: return MPI_INT64_T;
+    case at::kByte: return MPI_UINT8_T;
+    case at::kChar: return MPI_INT8_T;
+    case at::kBool: return MPI_C_BOOL;
+    default:
+      DPT_THROW("the MPI backend cannot reduce ", t.toString(), " tensors: use float32/float64/int32/int64/uint8");
+  }
+}
+
+void check_host_contiguous(const at::Tensor& t, const char* op) {
+  DPT_CHECK(!t.is_cuda(), "the MPI backend got a CUDA tensor for ", op,
+            ": Debian's Open MPI is not CUDA-aware; use the NCCL backend for CUDA tensors");
+  DPT_CHECK(t.is_contiguous(), "the MPI backend needs a contiguous tensor for ", op);
+}
+
+// MPI counts are int: large buffers go in pieces of at most 2^30 elements.
+template <typename Fn>
+void in_chunks(std::int64_t n, std::int64_t element_size, Fn&& fn) {
+  constexpr std::int64_t chunk = std::int64_t{1} << 30;
+  for (std::int64_t offset = 0; offset < n; offset += chunk) {
+    fn(offset * element_size, static_cast<int>(std::min(chunk, n - offset)));
+  }
+}
+
+}  // namespace
+
+class MpiBackend::MpiWork final : public Work {
+ public:
+  MpiWork(std::string what, double timeout_s) : what_(std::move(what)), timeout_s_(timeout_s) {}
+
+  void wait() override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
+    if (!done_cv_.wait_until(lock, deadline, [&] { return done_; })) {
+      DPT_THROW("MPI ", what_, " did not complete within ", timeout_s_,
+                " s: another rank has died, hangs, or issued different collectives; check the other ranks' ",
+                "output (raise ddp.timeout_s for very slow steps)");
+    }
+    if (!error_.empty()) DPT_THROW("MPI ", what_, " failed: ", error_);
+  }
+
+  bool is_done() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return done_;
+  }
+
+  void finish(std::string error) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+      error_ = std::move(error);
+    }
+    done_cv_.notify_all();
+  }
+
+ private:
+  std::string what_;
+  double timeout_s_;
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  std::string error_;
+};
+
+MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  DPT_CHECK(initialized, "the MPI backend needs MPI to be initialised: launch with mpirun or srun");
+  DPT_CHECK_MPI(MPI_Comm_dup(comm, &comm_));
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &world_size_);
+  comm_thread_ = std::thread([this] { run_queue(); });
+}
+
+MpiBackend::~MpiBackend() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  comm_thread_.join();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Comm_free(&comm_);
+}
+
+std::shared_ptr<Work> MpiBackend::submit(std::string what, std::function<void()> op) {
+  std::shared_ptr<MpiWork> work;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    work = std::make_shared<MpiWork>(what + " (collective #" + std::to_string(++submitted_) + ")", timeout_s_);
+    queue_.emplace_back(work, std::move(op));
+  }
+  wake_.notify_one();
+  return work;
+}
+
+void MpiBackend::run_queue() {
+  for (;;) {
+    std::pair<std::shared_ptr<MpiWork>, std::function<void()>> item;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      item = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    std::string error;
+    try {
+      item.second();
+    } catch (const Error& e) {
+      error = e.message();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    item.first->finish(std::move(error));
+  }
+}
+
+std::shared_ptr<Work> MpiBackend::allreduce(at::Tensor& tensor, ReduceOp op) {
+  check_host_contiguous(tensor, "allreduce");
+  const MPI_Datatype type = mpi_type(tensor);
+  at::Tensor t = tensor;
+  const int world = world_size_;
+  return submit("allreduce of " + std::to_string(t.nbytes()) + " bytes", [this, t, type, op, world]() mutable {
+    auto* base = static_cast<char*>(t.data_ptr());
+    in_chunks(t.numel(), t.element_size(), [&](std::int64_t byte_offset, int count) {
+      DPT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, base + byte_offset, count, type, MPI_SUM, comm_));
+    });
+    if (op == ReduceOp::Avg) t.div_(world);
+  });
+}
+
+std::shared_ptr<Work> MpiBackend::broadcast(at::Tensor& tensor, int root) {
+  check_host_contiguous(tensor, "broadcast");
+  DPT_CHECK(root >= 0 && root < world_size_, "broadcast root ", root, " is not a rank of this world of ",
+            world_size_);
+  at::Tensor t = tensor;
+  return submit("broadcast of " + std::to_string(t.nbytes()) + " bytes from rank " + std::to_string(root),
+                [this, t, root]() {
+                  auto* base = static_cast<char*>(t.data_ptr());
+                  in_chunks(static_cast<std::int64_t>(t.nbytes()), 1, [&](std::int64_t offset, int count) {
+                    DPT_CHECK_MPI(MPI_Bcast(base + offset, count, MPI_BYTE, root, comm_));
+                  });
+                });
+}
+
+std::shared_ptr<Work> MpiBackend::allgather(const at::Tensor& input, at::Tensor& output) {
+  check_host_contiguous(input, "allgather");
+  check_host_contiguous(output, "allgather");
+  DPT_CHECK(output.numel() == input.numel() * world_size_ && output.scalar_type() == input.scalar_type(),
+            "allgather output must hold ", world_size_, " x ", input.numel(), " elements of ", input.toString());
+  const std::int64_t bytes = static_cast<std::int64_t>(input.nbytes());
+  DPT_CHECK(bytes <= INT_MAX, "allgather of ", bytes, " bytes per rank exceeds MPI's 2 GiB count limit");
+  at::Tensor in = input;
+  at::Tensor out = output;
+  return submit("allgather of " + std::to_string(bytes) + " bytes per rank", [this, in, out, bytes]() {
+    DPT_CHECK_MPI(MPI_Allgather(in.data_ptr(), static_cast<int>(bytes), MPI_BYTE, out.data_ptr(),
+                                static_cast<int>(bytes), MPI_BYTE, comm_));
+  });
+}
+
+std::shared_ptr<Work> MpiBackend::barrier() {
+  return submit("barrier", [this]() { DPT_CHECK_MPI(MPI_Barrier(comm_)); });
+}
+
+}  // namespace dpt::distributed

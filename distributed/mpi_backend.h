@@ -1,0 +1,49 @@
+// MpiBackend: collectives over MPI on host tensors, issued in submission order by one communication thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include <mpi.h>
+
+#include "distributed/backend.h"
+
+namespace dpt::distributed {
+
+class MpiBackend final : public Backend {
+ public:
+  // Duplicates `comm` (collective over it). A wait() longer than timeout_s throws a dpt::Error naming the
+  // collective, so a dead or diverged rank ends the job instead of hanging it.
+  explicit MpiBackend(MPI_Comm comm = MPI_COMM_WORLD, double timeout_s = 300.0);
+  ~MpiBackend() override;
+
+  std::string name() const override { return "mpi"; }
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_size_; }
+  std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op) override;
+  std::shared_ptr<Work> broadcast(at::Tensor& tensor, int root) override;
+  std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) override;
+  std::shared_ptr<Work> barrier() override;
+
+ private:
+  class MpiWork;
+  std::shared_ptr<Work> submit(std::string what, std::function<void()> op);
+  void run_queue();
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int world_size_ = 1;
+  double timeout_s_;
+  std::uint64_t submitted_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::pair<std::shared_ptr<MpiWork>, std::function<void()>>> queue_;
+  bool stopping_ = false;
+  std::thread comm_thread_;
+};
+
+}  // namespace dpt::distributed
