@@ -1,0 +1,210 @@
+// Hdf5Source: validated datasets, a chunk cache sized from the chunking, and one hyperslab read per index run.
+#include "data/hdf5_source.h"
+
+#include <algorithm>
+#include <functional>
+#include <numeric>
+
+#include "core/check.h"
+#include "data/hdf5_file.h"
+
+namespace dpt::data {
+namespace {
+
+// Shuffled reads touch chunks all over the file. A cache holding the whole dataset (up to this cap per dataset and
+// process) makes each chunk load and decompress once per process instead of once per batch; MNIST-sized sets fit.
+constexpr std::int64_t kMaxChunkCacheBytes = 64LL << 20;
+// HDF5's chunk hash table wants a prime slot count about 100x the chunks that fit; the cap bounds its memory.
+constexpr std::int64_t kMaxChunkCacheSlots = 1000000;
+constexpr std::size_t kConversionBufferBytes = 1 << 20;
+
+std::int64_t next_prime(std::int64_t n) {
+  const auto is_prime = [](std::int64_t k) {
+    if (k < 2) return false;
+    for (std::int64_t d = 2; d * d <= k; ++d) {
+      if (k % d == 0) return false;
+    }
+    return true;
+  };
+  while (!is_prime(n)) ++n;
+  return n;
+}
+
+std::int64_t product(const std::vector<std::int64_t>& dims, std::size_t from = 0) {
+  return std::accumulate(dims.begin() + static_cast<std::ptrdiff_t>(from), dims.end(), std::int64_t{1},
+                         std::multiplies<>());
+}
+
+// An access plist whose chunk cache fits the dataset; the default plist for contiguous datasets.
+hdf5::Id chunk_cache_plist(const hdf5::DatasetInfo& info) {
+  if (info.chunk.empty()) return hdf5::Id();
+  const std::int64_t chunk_bytes = product(info.chunk) * static_cast<std::int64_t>(info.type_size);
+  // The last chunk along each axis is allocated whole, so round the shape up to whole chunks.
+  std::int64_t data_bytes = static_cast<std::int64_t>(info.type_size);
+  for (std::size_t d = 0; d < info.shape.size(); ++d) {
+    data_bytes *= (info.shape[d] + info.chunk[d] - 1) / info.chunk[d] * info.chunk[d];
+  }
+  const std::int64_t cache_bytes = std::max(chunk_bytes, std::min(data_bytes, kMaxChunkCacheBytes));
+  const std::int64_t slots = next_prime(std::min(100 * (cache_bytes / chunk_bytes + 1), kMaxChunkCacheSlots));
+  hdf5::Id plist(hdf5::check(H5Pcreate(H5P_DATASET_ACCESS), "cannot create a dataset access plist"), H5Pclose);
+  // w0 = 1: the data is read-only, so fully read chunks are the best to evict.
+  hdf5::check(H5Pset_chunk_cache(plist.get(), static_cast<std::size_t>(slots), static_cast<std::size_t>(cache_bytes),
+                                 1.0),
+              "cannot set the chunk cache");
+  return plist;
+}
+
+// How a stored type is read into memory: HDF5 converts byte order, and widens float16 (no native C type) to float32.
+struct MemoryType {
+  hid_t hdf5;
+  at::ScalarType torch;
+};
+
+// Returns false for types the inputs cannot use (unsigned wider than 8 bits has no LibTorch 1.13 dtype).
+bool input_memory_type(hid_t type, MemoryType* out) {
+  const std::size_t size = H5Tget_size(type);
+  if (H5Tget_class(type) == H5T_FLOAT) {
+    if (size == 2 || size == 4) *out = {H5T_NATIVE_FLOAT, at::kFloat};
+    if (size == 8) *out = {H5T_NATIVE_DOUBLE, at::kDouble};
+    return size == 2 || size == 4 || size == 8;
+  }
+  if (H5Tget_class(type) != H5T_INTEGER) return false;
+  if (H5Tget_sign(type) == H5T_SGN_NONE) {
+    if (size == 1) *out = {H5T_NATIVE_UINT8, at::kByte};
+    return size == 1;
+  }
+  switch (size) {
+    case 1: *out = {H5T_NATIVE_INT8, at::kChar}; return true;
+    case 2: *out = {H5T_NATIVE_INT16, at::kShort}; return true;
+    case 4: *out = {H5T_NATIVE_INT32, at::kInt}; return true;
+    case 8: *out = {H5T_NATIVE_INT64, at::kLong}; return true;
+    default: return false;
+  }
+}
+
+// One opened dataset plus what reads need; the file dataspace is kept and re-selected for every run.
+struct Dataset {
+  std::string name;
+  hdf5::Id id;
+  hdf5::Id file_space;
+  hdf5::DatasetInfo info;
+  MemoryType memory{};
+  std::int64_t sample_elements = 1;
+  // HDF5 callocs (and so zero-fills) a 1 MiB type conversion buffer in every H5Dread that converts, e.g. uint8
+  // labels to int64; handing it our own buffer once removes that from each of the many small reads.
+  // (Moving a Dataset moves the vector's heap block, so the plist's pointer stays valid.)
+  std::vector<unsigned char> conversion_buffer = std::vector<unsigned char>(kConversionBufferBytes);
+  hdf5::Id transfer;
+
+  // Reads samples [run.first, run.first + run.length) into dst with one hyperslab H5Dread.
+  void read_run(const IndexRun& run, void* dst, const std::string& path) {
+    std::vector<hsize_t> start(info.shape.size(), 0);
+    std::vector<hsize_t> count(info.shape.begin(), info.shape.end());
+    start[0] = static_cast<hsize_t>(run.first);
+    count[0] = static_cast<hsize_t>(run.length);
+    const std::string what = "reading samples [" + std::to_string(run.first) + ", " +
+                             std::to_string(run.first + run.length) + ") of dataset '" + name + "' in " + path;
+    hdf5::check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+                what);
+    // The memory space has the selection's shape: otherwise HDF5 maps chunks to memory element by element.
+    const hdf5::Id memory_space(
+        hdf5::check(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), what), H5Sclose);
+    hdf5::check(H5Dread(id.get(), memory.hdf5, memory_space.get(), file_space.get(), transfer.get(), dst), what);
+  }
+};
+
+Dataset open_validated(hid_t file, const std::string& path, const std::string& name, bool is_targets) {
+  Dataset dataset;
+  dataset.name = name;
+  {
+    const hdf5::Id probe = hdf5::open_dataset(file, path, name);
+    dataset.info = hdf5::dataset_info(probe.get());
+    const hdf5::Id type(hdf5::check(H5Dget_type(probe.get()), "cannot read the type of '" + name + "' in " + path),
+                        H5Tclose);
+    const auto& info = dataset.info;
+    const std::string where = "dataset '" + name + "' in HDF5 file " + path;
+    if (is_targets) {
+      DPT_CHECK(H5Tget_class(type.get()) == H5T_INTEGER, where, " holds ", info.dtype,
+                " values; targets must be integer class labels: point data targets at the label dataset");
+      DPT_CHECK(info.shape.size() == 1, where, " has shape ", hdf5::shape_string(info.shape),
+                "; targets must be 1-D [N]: point data targets at the label dataset");
+      dataset.memory = {H5T_NATIVE_INT64, at::kLong};
+    } else {
+      DPT_CHECK(input_memory_type(type.get(), &dataset.memory), where, " holds ", info.dtype,
+                " values, which inputs do not support; supported: uint8, int8, int16, int32, int64, float16, "
+                "float32, float64: convert the dataset");
+      DPT_CHECK(!info.shape.empty(), where, " is a scalar; inputs must be [N, ...]");
+    }
+    DPT_CHECK(product(info.shape) > 0, where, " is empty (shape ", hdf5::shape_string(info.shape),
+              "): import the data again");
+  }
+  const hdf5::Id access = chunk_cache_plist(dataset.info);
+  dataset.id = hdf5::open_dataset(file, path, name, access.get() >= 0 ? access.get() : H5P_DEFAULT);
+  dataset.file_space = hdf5::Id(hdf5::check(H5Dget_space(dataset.id.get()), "cannot read '" + name + "' in " + path),
+                                H5Sclose);
+  dataset.sample_elements = product(dataset.info.shape, 1);
+  dataset.transfer = hdf5::Id(hdf5::check(H5Pcreate(H5P_DATASET_XFER), "cannot create a transfer plist"), H5Pclose);
+  hdf5::check(H5Pset_buffer(dataset.transfer.get(), dataset.conversion_buffer.size(),
+                            dataset.conversion_buffer.data(), nullptr),
+              "cannot set the type conversion buffer");
+  return dataset;
+}
+
+}  // namespace
+
+struct Hdf5Source::Impl {
+  std::string path;
+  hdf5::Id file;
+  Dataset inputs;
+  Dataset targets;
+};
+
+Hdf5Source::Hdf5Source(const std::string& path, const std::string& inputs_dataset, const std::string& targets_dataset)
+    : impl_(std::make_unique<Impl>()) {
+  const auto lock = hdf5::lock_library();
+  impl_->path = path;
+  impl_->file = hdf5::open_file(path, ": run `dptrain data import-idx <idx dir> <out dir>` first or fix data.train");
+  impl_->inputs = open_validated(impl_->file.get(), path, inputs_dataset, false);
+  impl_->targets = open_validated(impl_->file.get(), path, targets_dataset, true);
+  const std::int64_t n_inputs = impl_->inputs.info.shape[0];
+  const std::int64_t n_targets = impl_->targets.info.shape[0];
+  DPT_CHECK(n_inputs == n_targets, "HDF5 file ", path, ": dataset '", inputs_dataset, "' has ", n_inputs,
+            " samples but '", targets_dataset, "' has ", n_targets, "; inputs and targets must have the same length");
+}
+
+Hdf5Source::~Hdf5Source() = default;
+
+std::int64_t Hdf5Source::size() const { return impl_->inputs.info.shape[0]; }
+
+std::vector<std::int64_t> Hdf5Source::sample_shape() const {
+  const auto& shape = impl_->inputs.info.shape;
+  return {shape.begin() + 1, shape.end()};
+}
+
+SampleBatch Hdf5Source::read_sorted(const std::vector<std::int64_t>& sorted_indices) {
+  const auto lock = hdf5::lock_library();
+  hdf5::quiet_errors();
+  check_sorted_indices(sorted_indices, size(), impl_->path);
+  const auto n = static_cast<std::int64_t>(sorted_indices.size());
+  std::vector<std::int64_t> shape{n};
+  const auto sample = sample_shape();
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  SampleBatch batch{at::empty(shape, impl_->inputs.memory.torch), at::empty({n}, at::kLong)};
+  auto* inputs = static_cast<char*>(batch.inputs.data_ptr());
+  auto* targets = batch.targets.data_ptr<std::int64_t>();
+  const std::int64_t sample_bytes = impl_->inputs.sample_elements * static_cast<std::int64_t>(batch.inputs.element_size());
+  for (const IndexRun& run : contiguous_runs(sorted_indices)) {
+    impl_->inputs.read_run(run, inputs, impl_->path);
+    impl_->targets.read_run(run, targets, impl_->path);
+    inputs += run.length * sample_bytes;
+    targets += run.length;
+  }
+  return batch;
+}
+
+std::string Hdf5Source::describe() const {
+  const auto part = [](const Dataset& d) { return d.name + " " + d.info.dtype + " " + hdf5::shape_string(d.info.shape); };
+  return impl_->path + " (" + part(impl_->inputs) + ", " + part(impl_->targets) + ")";
+}
+
+}  // namespace dpt::data

@@ -1,0 +1,148 @@
+// Loader: sorted contiguous reads, restored sampler order, float32 normalisation, and the prefetching I/O thread.
+#include "data/loader.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <utility>
+
+#include "core/check.h"
+
+namespace dpt::data {
+
+Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch, const Normalization& norm) {
+  const auto& indices = step.indices;
+  std::vector<std::int64_t> by_index(indices.size());
+  std::iota(by_index.begin(), by_index.end(), std::int64_t{0});
+  std::sort(by_index.begin(), by_index.end(), [&](std::int64_t a, std::int64_t b) {
+    return indices[static_cast<std::size_t>(a)] < indices[static_cast<std::size_t>(b)];
+  });
+  std::vector<std::int64_t> sorted(indices.size());
+  // rank[i] = where sample i of the step sits among the sorted reads.
+  std::vector<std::int64_t> rank(indices.size());
+  for (std::size_t k = 0; k < by_index.size(); ++k) {
+    sorted[k] = indices[static_cast<std::size_t>(by_index[k])];
+    rank[static_cast<std::size_t>(by_index[k])] = static_cast<std::int64_t>(k);
+  }
+  const SampleBatch read = source.read_sorted(sorted);
+  const auto restore = at::tensor(rank, at::kLong);
+  at::Tensor inputs = read.inputs.index_select(0, restore).to(at::kFloat);
+  // One fused affine pass: (x * scale - mean) / std.
+  inputs.mul_(norm.scale / norm.std).add_(-norm.mean / norm.std);
+  if (inputs.dim() == 3) inputs = inputs.unsqueeze(1);
+  return {inputs, read.targets.index_select(0, restore), step.global_batch, step.cursor_after, epoch};
+}
+
+Loader::Loader(std::shared_ptr<Source> source, Sampler sampler, Normalization norm, int prefetch)
+    : source_(std::move(source)),
+      sampler_(sampler),
+      norm_(norm),
+      prefetch_(static_cast<std::size_t>(std::max(prefetch, 0))),
+      reader_sampler_(std::move(sampler)) {
+  DPT_CHECK(source_ != nullptr, "Loader needs a data source");
+  DPT_CHECK(prefetch >= 0, "data.prefetch must be >= 0, got ", prefetch);
+  DPT_CHECK(norm.std != 0.0, "normalisation std must not be 0: fix data.std");
+  source_name_ = source_->describe();
+  DPT_CHECK(sampler_.num_samples() <= source_->size(), "the sampler covers ", sampler_.num_samples(),
+            " samples but ", source_name_, " holds only ", source_->size());
+  if (prefetch_ > 0) reader_ = std::thread([this] { produce(); });
+}
+
+Loader::~Loader() {
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  if (reader_.joinable()) reader_.join();
+}
+
+void Loader::start_epoch(std::int64_t epoch, std::int64_t cursor) {
+  sampler_.set_epoch(epoch, cursor);
+  started_ = true;
+  if (prefetch_ == 0) return;
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    reader_sampler_ = sampler_;
+    ++generation_;
+    queue_.clear();
+    producing_ = true;
+  }
+  changed_.notify_all();
+}
+
+std::optional<Batch> Loader::next() {
+  if (!started_) start_epoch(sampler_.epoch(), sampler_.cursor());
+  const auto begin = std::chrono::steady_clock::now();
+  const auto record_wait = [&] {
+    last_wait_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  };
+  if (prefetch_ == 0) {
+    Slot slot;
+    if (sampler_.has_next()) {
+      const StepSamples step = sampler_.next();
+      try {
+        slot.batch = assemble_batch(*source_, step, sampler_.epoch(), norm_);
+      } catch (...) {
+        slot.error = std::current_exception();
+      }
+    }
+    record_wait();
+    return deliver(slot);
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return !queue_.empty(); });
+  record_wait();
+  // The end marker and errors stay queued, so every later next() of this epoch answers the same.
+  if (!queue_.front().batch) return deliver(queue_.front());
+  Slot slot = std::move(queue_.front());
+  queue_.pop_front();
+  lock.unlock();
+  changed_.notify_all();
+  sampler_.next();
+  return deliver(slot);
+}
+
+std::optional<Batch> Loader::deliver(Slot& slot) {
+  if (slot.error) {
+    try {
+      std::rethrow_exception(slot.error);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      DPT_THROW("reading a batch from ", source_name_, " failed: ", e.what());
+    }
+  }
+  return std::move(slot.batch);
+}
+
+void Loader::produce() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [&] { return stop_ || (producing_ && queue_.size() < prefetch_); });
+    if (stop_) return;
+    if (!reader_sampler_.has_next()) {
+      queue_.push_back(Slot{});
+      producing_ = false;
+      changed_.notify_all();
+      continue;
+    }
+    const std::uint64_t generation = generation_;
+    const StepSamples step = reader_sampler_.next();
+    const std::int64_t epoch = reader_sampler_.epoch();
+    lock.unlock();
+    Slot slot;
+    try {
+      slot.batch = assemble_batch(*source_, step, epoch, norm_);
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+    lock.lock();
+    if (generation != generation_) continue;
+    if (slot.error) producing_ = false;
+    queue_.push_back(std::move(slot));
+    changed_.notify_all();
+  }
+}
+
+}  // namespace dpt::data
