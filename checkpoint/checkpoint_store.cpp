@@ -1,0 +1,408 @@
+// CheckpointStore: content-addressed blobs, manifests published by directory rename, sha256-verified loads.
+#include "checkpoint/checkpoint_store.h"
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <utility>
+
+#include "checkpoint/durable_file.h"
+#include "core/check.h"
+#include "core/utc_time.h"
+
+namespace dpt::checkpoint {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::int64_t kFormatVersion = 1;
+constexpr const char* kManifest = "manifest.json";
+constexpr const char* kTensorsKind = "tensors";
+constexpr const char* kBlobKind = "blob";
+constexpr const char* kTensorsSuffix = ".safetensors";
+constexpr const char* kWritableHint = "; set checkpoint.dir to a writable directory with free space";
+
+// Where everything lives, for this store or for the store that holds a version directory given by path.
+struct StorePaths {
+  explicit StorePaths(const fs::path& root_dir)
+      : root(root_dir),
+        blobs(root_dir / "blobs" / "sha256"),
+        versions(root_dir / "versions"),
+        staging(root_dir / "staging"),
+        aliases(root_dir / "aliases") {}
+  fs::path root, blobs, versions, staging, aliases;
+};
+
+struct ManifestFile {
+  std::string name;
+  std::string kind;
+  std::uint64_t size;
+  std::string sha256;
+};
+
+using VersionDirs = std::vector<std::pair<std::int64_t, fs::path>>;
+
+std::string sha256_hex(const std::string& bytes) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  DPT_CHECK(context && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) == 1 &&
+                EVP_DigestUpdate(context.get(), bytes.data(), bytes.size()) == 1 &&
+                EVP_DigestFinal_ex(context.get(), digest, &length) == 1,
+            "OpenSSL could not compute a sha256 digest; check the OpenSSL installation");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
+bool is_sha256_hex(const std::string& text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// Manifest names become paths, so nothing may climb out of or into another directory.
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+std::string version_name(std::int64_t number) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "v%06lld", static_cast<long long>(number));
+  return buffer;
+}
+
+// "v3" or "v000003" -> 3; -1 for anything else.
+std::int64_t parse_version_name(const std::string& name) {
+  if (name.size() < 2 || name.size() > 19 || name[0] != 'v') return -1;
+  if (name.find_first_not_of("0123456789", 1) != std::string::npos) return -1;
+  return std::stoll(name.substr(1));
+}
+
+// The entries of `dir`, none when it does not exist.
+std::vector<fs::path> directory_entries(const fs::path& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  try {
+    for (const auto& entry : fs::directory_iterator(dir)) out.push_back(entry.path());
+  } catch (const fs::filesystem_error& e) {
+    DPT_THROW("cannot list ", dir.string(), ": ", e.code().message(), "; check the directory's permissions");
+  }
+  return out;
+}
+
+// Published versions, oldest first: canonically named directories whose manifest is in place.
+VersionDirs version_dirs(const fs::path& versions) {
+  VersionDirs out;
+  for (const auto& dir : directory_entries(versions)) {
+    const std::string name = dir.filename().string();
+    const std::int64_t number = parse_version_name(name);
+    std::error_code ec;
+    if (number >= 0 && name == version_name(number) && fs::is_regular_file(dir / kManifest, ec)) {
+      out.emplace_back(number, dir);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string available_versions(const VersionDirs& versions) {
+  if (versions.empty()) return "the store holds no versions";
+  std::string out = "available:";
+  for (const auto& version : versions) out += " " + version.second.filename().string();
+  return out;
+}
+
+nlohmann::json read_manifest(const fs::path& dir) {
+  const std::string path = (dir / kManifest).string();
+  const nlohmann::json manifest = nlohmann::json::parse(read_file(path), nullptr, false);
+  DPT_CHECK(!manifest.is_discarded() && manifest.is_object() && manifest.contains("format_version") &&
+                manifest["format_version"].is_number_integer(),
+            path, " is not a valid checkpoint manifest; the version is damaged, load another one");
+  const auto format = manifest["format_version"].get<std::int64_t>();
+  DPT_CHECK(format <= kFormatVersion, path, " has manifest format ", format, " but this dptrain reads formats up to ",
+            kFormatVersion, "; load it with the newer dptrain that wrote it");
+  DPT_CHECK(manifest.contains("files") && manifest["files"].is_array(), path,
+            " has no 'files' list; the version is damaged, load another one");
+  return manifest;
+}
+
+std::vector<ManifestFile> manifest_files(const nlohmann::json& manifest, const fs::path& dir) {
+  std::vector<ManifestFile> out;
+  for (const auto& entry : manifest["files"]) {
+    const bool valid = entry.is_object() && entry.contains("name") && entry["name"].is_string() &&
+                       entry.contains("kind") && entry["kind"].is_string() && entry.contains("size") &&
+                       entry["size"].is_number_unsigned() && entry.contains("sha256") && entry["sha256"].is_string();
+    DPT_CHECK(valid, (dir / kManifest).string(), " has a malformed file entry ", entry.dump(),
+              "; the version is damaged, load another one");
+    ManifestFile file{entry["name"].get<std::string>(), entry["kind"].get<std::string>(),
+                      entry["size"].get<std::uint64_t>(), entry["sha256"].get<std::string>()};
+    const bool tensors =
+        file.kind == kTensorsKind && file.name.size() > std::strlen(kTensorsSuffix) &&
+        file.name.compare(file.name.size() - std::strlen(kTensorsSuffix), std::string::npos, kTensorsSuffix) == 0;
+    DPT_CHECK(is_plain_file_name(file.name) && is_sha256_hex(file.sha256) && (tensors || file.kind == kBlobKind),
+              (dir / kManifest).string(), " has an invalid file entry ", entry.dump(),
+              "; the version is damaged, load another one");
+    out.push_back(std::move(file));
+  }
+  return out;
+}
+
+std::string damaged(const StorePaths& store, const fs::path& dir, const ManifestFile& file,
+                    const std::string& problem) {
+  const std::int64_t number = parse_version_name(dir.filename().string());
+  std::string older = "no older version exists, so publish a new one";
+  for (const auto& version : version_dirs(store.versions)) {
+    if (version.first < number) older = "load an older version such as " + version.second.filename().string();
+  }
+  return "checkpoint " + dir.filename().string() + " in " + store.root.string() + " is damaged: " + file.name + " " +
+         problem + "; " + older;
+}
+
+struct VerifiedFile {
+  ManifestFile file;
+  std::string bytes;
+};
+
+std::vector<VerifiedFile> read_verified_files(const fs::path& dir, const nlohmann::json& manifest) {
+  const StorePaths store(dir.parent_path().parent_path());
+  std::vector<VerifiedFile> out;
+  for (auto& file : manifest_files(manifest, dir)) {
+    const fs::path blob = store.blobs / file.sha256;
+    std::error_code ec;
+    DPT_CHECK(fs::is_regular_file(blob, ec), damaged(store, dir, file, "is missing (no blob " + blob.string() + ")"));
+    std::string bytes = read_file(blob.string());
+    DPT_CHECK(bytes.size() == file.size, damaged(store, dir, file,
+                                                 "has " + std::to_string(bytes.size()) + " bytes instead of " +
+                                                     std::to_string(file.size) + " (blob " + blob.string() + ")"));
+    const std::string actual = sha256_hex(bytes);
+    DPT_CHECK(
+        actual == file.sha256,
+        damaged(store, dir, file, "failed its sha256 check (blob " + blob.string() + " hashes to " + actual + ")"));
+    out.push_back({std::move(file), std::move(bytes)});
+  }
+  return out;
+}
+
+// A file of the new version, with its bytes owned elsewhere (the caller's blob or an encoded tensor file).
+struct PendingFile {
+  std::string name;
+  const char* kind;
+  const std::string* bytes;
+  std::string sha256;
+};
+
+void write_blob(const StorePaths& store, const PendingFile& file) {
+  const fs::path blob = store.blobs / file.sha256;
+  std::error_code ec;
+  // Content addressing: an existing blob of the right size holds these bytes already (load checks the hash).
+  if (fs::is_regular_file(blob, ec) && fs::file_size(blob, ec) == file.bytes->size() && !ec) return;
+  write_file_atomic(blob.string(), *file.bytes);
+}
+
+std::string unique_suffix() {
+  return std::to_string(::getpid()) + "-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+// Renaming into staging/ first makes the removal atomic: a crash mid-delete must not leave a version whose
+// manifest is still in place while its files are half gone.
+void remove_version(const StorePaths& store, const fs::path& dir) {
+  const fs::path doomed = store.staging / ("removing-" + dir.filename().string() + "-" + unique_suffix());
+  DPT_CHECK(::rename(dir.c_str(), doomed.c_str()) == 0, "cannot remove checkpoint version ", dir.string(), ": ",
+            std::strerror(errno), "; check the permissions of ", store.versions.string());
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  DPT_CHECK(!ec, "cannot remove ", doomed.string(), ": ", ec.message(), "; delete it by hand");
+}
+
+void collect_garbage(const StorePaths& store, const VersionDirs& kept) {
+  std::set<std::string> referenced;
+  for (const auto& version : kept) {
+    for (const auto& file : manifest_files(read_manifest(version.second), version.second)) {
+      referenced.insert(file.sha256);
+    }
+  }
+  for (const auto& blob : directory_entries(store.blobs)) {
+    if (!is_sha256_hex(blob.filename().string()) || referenced.count(blob.filename().string()) > 0) continue;
+    std::error_code ec;
+    fs::remove(blob, ec);
+    DPT_CHECK(!ec, "cannot remove unreferenced checkpoint blob ", blob.string(), ": ", ec.message(),
+              "; check the permissions of ", store.blobs.string());
+  }
+}
+
+}  // namespace
+
+CheckpointStore::CheckpointStore(std::string root) : root_(std::move(root)) {}
+
+void CheckpointStore::check_writable() const {
+  const StorePaths store(root_);
+  for (const fs::path& dir : {store.blobs, store.versions, store.staging, store.aliases}) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    DPT_CHECK(!ec, "checkpoint directory ", root_, " cannot be used: creating ", dir.string(),
+              " failed: ", ec.message(), kWritableHint);
+  }
+  // Creating directories succeeds on an existing read-only tree, so only writing a file proves the store usable.
+  const std::string probe = (store.staging / (".write-probe-" + unique_suffix())).string();
+  try {
+    write_file_atomic(probe, "");
+  } catch (const Error& e) {
+    DPT_THROW("checkpoint directory ", root_, " is not writable: ", e.message());
+  }
+  ::unlink(probe.c_str());
+}
+
+std::string CheckpointStore::publish(const CheckpointContents& contents) {
+  check_writable();
+  const StorePaths store(root_);
+
+  // Everything is encoded and hashed before the store is touched, so bad input leaves nothing behind.
+  std::deque<std::string> encoded;
+  std::vector<PendingFile> files;
+  std::set<std::string> names{kManifest};
+  const auto add = [&](const std::string& name, const char* kind, const std::string& bytes) {
+    DPT_CHECK(is_plain_file_name(name), "checkpoint file name '", name,
+              "' is not a plain file name; use a name without '/'");
+    DPT_CHECK(names.insert(name).second, "checkpoint file name '", name,
+              "' is reserved or used twice; give each tensor file and blob its own name");
+    files.push_back({name, kind, &bytes, sha256_hex(bytes)});
+  };
+  for (const auto& [stem, tensors] : contents.tensors) {
+    encoded.push_back(encode_safetensors(tensors, {{"format", "pt"}}));
+    add(stem + kTensorsSuffix, kTensorsKind, encoded.back());
+  }
+  for (const auto& [name, bytes] : contents.blobs) add(name, kBlobKind, bytes);
+
+  nlohmann::json manifest = {{"format_version", kFormatVersion}, {"created", utc_now_text("%Y-%m-%dT%H:%M:%SZ")}};
+  if (contents.state.is_object() && contents.state.contains("step") && contents.state["step"].is_number_integer()) {
+    manifest["step"] = contents.state["step"];
+  }
+  manifest["files"] = nlohmann::json::array();
+  for (const auto& file : files) {
+    manifest["files"].push_back(
+        {{"name", file.name}, {"kind", file.kind}, {"size", file.bytes->size()}, {"sha256", file.sha256}});
+  }
+  manifest["state"] = contents.state;
+  std::string manifest_text;
+  try {
+    manifest_text = manifest.dump(2) + "\n";
+  } catch (const nlohmann::json::exception& e) {
+    DPT_THROW("checkpoint state cannot be written as JSON (", e.what(), "); make every string in it valid UTF-8");
+  }
+
+  for (const auto& file : files) write_blob(store, file);
+
+  const fs::path staging = store.staging / ("publish-" + unique_suffix());
+  std::error_code ec;
+  fs::create_directory(staging, ec);
+  DPT_CHECK(!ec, "cannot create ", staging.string(), ": ", ec.message(), kWritableHint);
+  std::string name;
+  try {
+    write_file_atomic((staging / kManifest).string(), manifest_text);
+    // One writer at a time, so max + 1 is free; rename() would refuse a taken (non-empty) name anyway.
+    const VersionDirs existing = version_dirs(store.versions);
+    name = version_name(existing.empty() ? 1 : existing.back().first + 1);
+    const fs::path target = store.versions / name;
+    DPT_CHECK(::rename(staging.c_str(), target.c_str()) == 0, "cannot publish ", target.string(), ": ",
+              std::strerror(errno), kWritableHint);
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  fsync_directory(store.versions.string());
+  write_file_atomic((store.aliases / "latest").string(), name + "\n");
+  return name;
+}
+
+std::vector<VersionInfo> CheckpointStore::list() const {
+  std::vector<VersionInfo> out;
+  for (const auto& version : version_dirs(StorePaths(root_).versions)) {
+    const nlohmann::json manifest = read_manifest(version.second);
+    VersionInfo info{version.second.filename().string(), version.second.string(), -1, ""};
+    if (manifest.contains("step") && manifest["step"].is_number_integer()) {
+      info.step = manifest["step"].get<std::int64_t>();
+    }
+    if (manifest.contains("created") && manifest["created"].is_string()) {
+      info.created = manifest["created"].get<std::string>();
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::string CheckpointStore::resolve(const std::string& ref) const {
+  const StorePaths store(root_);
+  // "latest" is the newest published version, not the alias file: a crash between publishing a version and
+  // updating the alias must not hide that version.
+  if (ref == "latest") {
+    const VersionDirs versions = version_dirs(store.versions);
+    DPT_CHECK(!versions.empty(), "no checkpoint in ", root_,
+              ": nothing has been published there yet; check checkpoint.dir or start training without resuming");
+    return versions.back().second.string();
+  }
+  const std::int64_t number = parse_version_name(ref);
+  if (number >= 0) {
+    const fs::path dir = store.versions / version_name(number);
+    std::error_code ec;
+    DPT_CHECK(fs::is_regular_file(dir / kManifest, ec), "no checkpoint version ", ref, " in ", root_, " (",
+              available_versions(version_dirs(store.versions)), "); pick one of those or \"latest\"");
+    return dir.string();
+  }
+  fs::path dir = fs::absolute(ref).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();
+  std::error_code ec;
+  DPT_CHECK(fs::is_regular_file(dir / kManifest, ec), "checkpoint reference '", ref,
+            "' is not \"latest\", a version name such as v3, or a version directory holding ", kManifest, " (",
+            available_versions(version_dirs(store.versions)), " in ", root_, ")");
+  return dir.string();
+}
+
+CheckpointContents CheckpointStore::load(const std::string& ref) const {
+  const fs::path dir = resolve(ref);
+  const nlohmann::json manifest = read_manifest(dir);
+  CheckpointContents out;
+  for (auto& verified : read_verified_files(dir, manifest)) {
+    const std::string& name = verified.file.name;
+    if (verified.file.kind == kTensorsKind) {
+      out.tensors[name.substr(0, name.size() - std::strlen(kTensorsSuffix))] =
+          decode_safetensors(verified.bytes, (dir / name).string());
+    } else {
+      out.blobs[name] = std::move(verified.bytes);
+    }
+  }
+  if (manifest.contains("state")) out.state = manifest["state"];
+  return out;
+}
+
+void CheckpointStore::verify(const std::string& ref) const {
+  const fs::path dir = resolve(ref);
+  read_verified_files(dir, read_manifest(dir));
+}
+
+void CheckpointStore::keep_last(int k) {
+  DPT_CHECK(k >= 0, "keep_last(", k, "): the number of versions to keep must be 0 (keep all) or more");
+  if (k == 0) return;
+  check_writable();
+  const StorePaths store(root_);
+  const VersionDirs versions = version_dirs(store.versions);
+  const std::size_t removed = versions.size() > static_cast<std::size_t>(k) ? versions.size() - k : 0;
+  for (std::size_t i = 0; i < removed; ++i) remove_version(store, versions[i].second);
+  if (removed > 0) fsync_directory(store.versions.string());
+  collect_garbage(store, VersionDirs(versions.begin() + static_cast<std::ptrdiff_t>(removed), versions.end()));
+}
+
+}  // namespace dpt::checkpoint
