@@ -1,0 +1,22 @@
+// Sink: where metric records go (console, JSONL file, ...); the MetricHub calls it from its drain thread only.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tracking/metric_record.h"
+
+namespace dpt::tracking {
+
+// A sink never throws into the training loop: the hub catches, reports once, and disables it.
+// Sinks need not be thread-safe: the hub calls them from one thread.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual std::string name() const = 0;
+  virtual void write(const std::vector<MetricRecord>& records) = 0;
+  virtual void flush() = 0;
+  virtual void close(const std::string& status) = 0;  // "FINISHED", "FAILED", "KILLED"
+};
+
+}  // namespace dpt::tracking
