@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# End-to-end checks of the dptrain command under mpirun: a small run trains, logs, checkpoints and resumes;
+# bad input gives one clear line and a non-zero exit; a killed rank ends the job. No case may hang.
+set -u
+dptrain=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun=(mpirun --oversubscribe --bind-to none)
+passed=0
+failed=0
+
+ok() { echo "ok: $1"; passed=$((passed + 1)); }
+bad() { echo "FAILED: $1"; echo "$2" | sed 's/^/    | /'; failed=$((failed + 1)); }
+
+# expect_error NAME REGEX COMMAND...: non-zero exit within 120 s and exactly one "dptrain: error:" line matching REGEX.
+expect_error() {
+  local name=$1 regex=$2
+  shift 2
+  local output rc
+  output=$(timeout 120 "$@" 2>&1)
+  rc=$?
+  local lines
+  lines=$(grep -c '^dptrain: error:' <<< "$output")
+  if [ "$rc" -eq 124 ]; then bad "$name (hung: killed after 120 s)" "$output"
+  elif [ "$rc" -eq 0 ]; then bad "$name (exit 0)" "$output"
+  elif ! grep -qE "$regex" <<< "$output"; then bad "$name (message does not match /$regex/)" "$output"
+  elif [ "$lines" -ne 1 ]; then bad "$name ($lines error lines, want 1)" "$output"
+  else ok "$name"; grep "^dptrain: error:" <<< "$output" | sed "s/^/    /"; fi
+}
+
+/usr/bin/python3 "$here/make_idx.py" images.gz labels.gz 300 || { echo "FAILED: cannot make test data"; exit 1; }
+/usr/bin/python3 "$here/make_idx.py" tiny-images.gz tiny-labels.gz 2
+"$dptrain" data import-idx images.gz labels.gz --out train.h5 >/dev/null && ok "import-idx" || bad "import-idx" ""
+"$dptrain" data import-idx tiny-images.gz tiny-labels.gz --out tiny.h5 >/dev/null
+
+cat > config.toml <<TOML
+[data]
+train = "train.h5"
+test = "train.h5"
+[train]
+epochs = 2
+batch_size = 16
+[tracking]
+log_every = 5
+[checkpoint]
+every_steps = 8
+TOML
+
+# A small run: trains, evaluates, writes metrics and checkpoints; a resume continues from the saved step.
+output=$(timeout 300 "${mpirun[@]}" -np 2 "$dptrain" train config.toml 2>&1)
+if [ $? -eq 0 ] && grep -q 'test accuracy' <<< "$output"; then ok "train on 2 ranks"; else bad "train on 2 ranks" "$output"; fi
+metrics=$(ls runs/*/metrics.jsonl 2>/dev/null | head -1)
+if [ -n "$metrics" ] && grep -q '"train/loss"' "$metrics" && grep -q '"train/samples_per_s"' "$metrics" \
+   && grep -q '"eval/accuracy"' "$metrics" && grep -q '"epoch"' "$metrics"; then ok "metrics.jsonl fields"
+else bad "metrics.jsonl fields" "$(cat "$metrics" 2>/dev/null)"; fi
+listing=$("$dptrain" ckpt list 2>&1)
+if grep -q 'v000001' <<< "$listing" && grep -q ' 20 ' <<< "$listing"; then ok "ckpt list"; else bad "ckpt list" "$listing"; fi
+output=$(timeout 300 "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.epochs=3 --resume latest 2>&1)
+if [ $? -eq 0 ] && grep -q 'finished 30 steps' <<< "$output"; then ok "resume latest"; else bad "resume latest" "$output"; fi
+output=$(timeout 120 "${mpirun[@]}" -np 2 "$dptrain" eval config.toml 2>&1)
+if [ $? -eq 0 ] && grep -q 'accuracy' <<< "$output"; then ok "eval"; else bad "eval" "$output"; fi
+
+# Bad input: one clear line, non-zero exit, no hang.
+expect_error "typo in a config key" "unknown config key 'train.bach_size'.*did you mean 'train.batch_size'" \
+  "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.bach_size=3
+expect_error "wrong type" "'train.epochs'.*integer" "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.epochs=two
+expect_error "missing dataset file" "missing.h5" "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set data.train=missing.h5
+expect_error "missing config file" "cannot read config file 'nope.toml'" "$dptrain" train nope.toml
+expect_error "more ranks than samples" "2 samples.*3 ranks|3 ranks.*2 samples" \
+  "${mpirun[@]}" -np 3 "$dptrain" train config.toml --set data.train=tiny.h5
+touch not-a-dir
+expect_error "unwritable checkpoint directory" "not-a-dir/store" \
+  "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set checkpoint.dir=not-a-dir/store
+expect_error "corrupt dataset file" "not-a-dir" "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set data.train=not-a-dir
+
+# A rank killed mid-run: the job ends (non-zero) instead of hanging the surviving rank.
+timeout 120 "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.epochs=1000 --set checkpoint.enabled=false \
+  > killed.log 2>&1 &
+job=$!
+victim=""
+for _ in $(seq 1 60); do
+  victim=$(pgrep -f "dptrain train config.toml --set train.epochs=1000" | while read -r p; do
+    [ "$(ps -o comm= -p "$p")" = dptrain ] && echo "$p"; done | tail -1)
+  [ -n "$victim" ] && grep -q 'step' killed.log && break
+  sleep 1
+done
+kill -9 "$victim" 2>/dev/null
+wait "$job"
+rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then ok "killed rank ends the job (exit $rc)"; else bad "killed rank ends the job (exit $rc)" "$(cat killed.log)"; fi
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
