@@ -28,16 +28,25 @@ std::string concat(const Args&... args) {
     }                          \
   } while (0)
 
-// DPT_CHECK_MPI(MPI_Call(...)): names the call and MPI's own error string.
-#define DPT_CHECK_MPI(call)                                                              \
-  do {                                                                                   \
-    int dpt_mpi_rc_ = (call);                                                            \
-    if (dpt_mpi_rc_ != 0) {                                                              \
-      DPT_THROW(#call, " failed: ", ::dpt::detail::mpi_error_string(dpt_mpi_rc_));       \
-    }                                                                                    \
+// DPT_CHECK_STATUS(text, call, type, ok, describe): runs `call`, whose `type` result must equal `ok`; otherwise
+// throws naming the call (`text`, stringized unexpanded by the wrappers below) and the library's `describe(rc)`.
+#define DPT_CHECK_STATUS(text, call, type, ok, describe)   \
+  do {                                                     \
+    type dpt_status_rc_ = (call);                          \
+    if (dpt_status_rc_ != (ok)) {                          \
+      DPT_THROW(text, " failed: ", describe(dpt_status_rc_)); \
+    }                                                      \
   } while (0)
+
+// DPT_CHECK_MPI(MPI_Call(...)): names the call and MPI's own error string.
+#define DPT_CHECK_MPI(call) DPT_CHECK_STATUS(#call, call, int, 0, ::dpt::detail::mpi_error_string)
 
 namespace dpt::detail {
 // Defined in runtime.cpp so that this header does not pull in mpi.h.
 std::string mpi_error_string(int code);
 }  // namespace dpt::detail
+
+// DPT_CHECK_CUDA(cudaCall(...)) and DPT_CHECK_NCCL(ncclCall(...)): name the call and the library's own error string.
+// Usable only in files that include <cuda_runtime.h> / <nccl.h>; this header itself stays free of both.
+#define DPT_CHECK_CUDA(call) DPT_CHECK_STATUS(#call, call, cudaError_t, cudaSuccess, cudaGetErrorString)
+#define DPT_CHECK_NCCL(call) DPT_CHECK_STATUS(#call, call, ncclResult_t, ncclSuccess, ncclGetErrorString)

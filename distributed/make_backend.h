@@ -1,13 +1,17 @@
-// make_backend: the Backend that fits how this process was launched (MPI ranks, or a world of one).
+// make_backend: the Backend that fits how this process was launched (MPI ranks, or a world of one) and where
+// the model runs (CPU tensors: MPI; CUDA tensors: NCCL when this build has it).
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "core/runtime.h"
 #include "distributed/backend.h"
 
 namespace dpt::distributed {
 
-std::unique_ptr<Backend> make_backend(const Runtime& runtime, double timeout_s = 300.0);
+// `device` is runtime.device: "cpu", "cuda" or "auto" (cuda when LibTorch sees a GPU), as the trainer reads it.
+std::unique_ptr<Backend> make_backend(const Runtime& runtime, const std::string& device = "cpu",
+                                      double timeout_s = 300.0);
 
 }  // namespace dpt::distributed

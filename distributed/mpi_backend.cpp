@@ -19,9 +19,21 @@ MPI_Datatype mpi_type(const at::Tensor& t) {
     case at::kByte: return MPI_UINT8_T;
     case at::kChar: return MPI_INT8_T;
     case at::kBool: return MPI_C_BOOL;
+    case at::kBFloat16:
+    case at::kHalf: return MPI_UINT16_T;  // summed by the 16-bit ops below, never by MPI_SUM
     default:
-      DPT_THROW("the MPI backend cannot reduce ", t.toString(), " tensors: use float32/float64/int32/int64/uint8");
+      DPT_THROW("the MPI backend cannot reduce ", t.toString(),
+                " tensors: use float32/float64/int32/int64/uint8/bfloat16/float16");
   }
+}
+
+// MPI has no bfloat16 (and Open MPI 4.1 no float16) sum: these user ops add two 16-bit values in float32 and
+// round the result once, so each reduction step loses at most half a 16-bit ulp.
+template <typename T>
+void sum_16bit(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const T*>(in);
+  auto* b = static_cast<T*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = T(static_cast<float>(a[i]) + static_cast<float>(b[i]));
 }
 
 void check_host_contiguous(const at::Tensor& t, const char* op) {
@@ -87,6 +99,8 @@ MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s) 
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &world_size_);
+  DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::BFloat16>, 1, &bf16_sum_));
+  DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::Half>, 1, &fp16_sum_));
   comm_thread_ = std::thread([this] { run_queue(); });
 }
 
@@ -99,7 +113,11 @@ MpiBackend::~MpiBackend() {
   comm_thread_.join();
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Comm_free(&comm_);
+  if (!finalized) {
+    MPI_Op_free(&bf16_sum_);
+    MPI_Op_free(&fp16_sum_);
+    MPI_Comm_free(&comm_);
+  }
 }
 
 std::shared_ptr<Work> MpiBackend::submit(std::string what, std::function<void()> op) {
@@ -138,12 +156,15 @@ void MpiBackend::run_queue() {
 std::shared_ptr<Work> MpiBackend::allreduce(at::Tensor& tensor, ReduceOp op) {
   check_host_contiguous(tensor, "allreduce");
   const MPI_Datatype type = mpi_type(tensor);
+  const MPI_Op sum = tensor.scalar_type() == at::kBFloat16 ? bf16_sum_
+                     : tensor.scalar_type() == at::kHalf   ? fp16_sum_
+                                                           : MPI_SUM;
   at::Tensor t = tensor;
   const int world = world_size_;
-  return submit("allreduce of " + std::to_string(t.nbytes()) + " bytes", [this, t, type, op, world]() mutable {
+  return submit("allreduce of " + std::to_string(t.nbytes()) + " bytes", [this, t, type, sum, op, world]() mutable {
     auto* base = static_cast<char*>(t.data_ptr());
     in_chunks(t.numel(), t.element_size(), [&](std::int64_t byte_offset, int count) {
-      DPT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, base + byte_offset, count, type, MPI_SUM, comm_));
+      DPT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, base + byte_offset, count, type, sum, comm_));
     });
     if (op == ReduceOp::Avg) t.div_(world);
   });

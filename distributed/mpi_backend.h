@@ -34,6 +34,8 @@ class MpiBackend final : public Backend {
   void run_queue();
 
   MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Op bf16_sum_ = MPI_OP_NULL;
+  MPI_Op fp16_sum_ = MPI_OP_NULL;
   int rank_ = 0;
   int world_size_ = 1;
   double timeout_s_;

@@ -55,12 +55,13 @@ TEST(DataParallel, EveryRankHoldsBitIdenticalParameters) {
   }
 }
 
-TEST(DataParallel, NRanksTimesBatchEqualsOneRankTimesNBatch) {
+// N ranks x batch 32 (trained with `parallel_extra` settings) against one rank x batch N*32.
+void expect_parallel_matches_one_rank(const std::vector<std::string>& parallel_extra) {
   const std::string dataset = testing::make_dataset("train", 200);
   const int world = runtime().world_size();
   // 12 steps cross two epoch boundaries, each with a short, unevenly split final batch.
   distributed::MpiBackend mpi;
-  train::Trainer parallel(test_config(dataset, 32, 12), runtime(), mpi);
+  train::Trainer parallel(test_config(dataset, 32, 12, parallel_extra), runtime(), mpi);
   parallel.fit();
   distributed::LocalBackend local;
   train::Trainer single(test_config(dataset, 32 * world, 12), runtime(), local);
@@ -77,6 +78,13 @@ TEST(DataParallel, NRanksTimesBatchEqualsOneRankTimesNBatch) {
   distributed::LocalBackend untouched_backend;
   train::Trainer untouched(test_config(dataset, 32, 12), runtime(), untouched_backend);
   EXPECT_GT((flatten(a) - flatten(untouched.parameters())).abs().max().item<double>(), 1e-3);
+}
+
+TEST(DataParallel, NRanksTimesBatchEqualsOneRankTimesNBatch) { expect_parallel_matches_one_rank({}); }
+
+// Each rank's 32 samples as 4 micro-batches of 8 (one all-reduce per step), small buckets rebuilt after step 1.
+TEST(DataParallel, AccumulatedMicroBatchesEqualOneRankTimesNBatch) {
+  expect_parallel_matches_one_rank({"ddp.accumulate_steps=4", "ddp.bucket_cap_mb=0.5", "ddp.first_bucket_mb=0.01"});
 }
 
 TEST(DataParallel, ResumeContinuesBitIdentically) {

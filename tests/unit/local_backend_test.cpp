@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include "core/check.h"
-#include "distributed/gradient_reducer.h"
 #include "distributed/local_backend.h"
 
 namespace dpt::distributed {
@@ -20,31 +19,6 @@ TEST(LocalBackend, CollectivesAreIdentity) {
   backend.allgather(t, gathered)->wait();
   EXPECT_TRUE(at::equal(gathered[0], t));
   EXPECT_THROW(backend.broadcast(t, 1), Error);
-}
-
-TEST(GradientReducer, GradientsAreViewsIntoOneBufferAndSurviveBackward) {
-  LocalBackend backend;
-  at::Tensor w = at::randn({3, 4}).requires_grad_(true);
-  at::Tensor b = at::randn({4}).requires_grad_(true);
-  GradientReducer reducer({w, b}, backend);
-  EXPECT_EQ(reducer.numel(), 16);
-  for (int round = 0; round < 2; ++round) {
-    reducer.zero_grad();
-    at::Tensor x = at::randn({2, 3});
-    (at::matmul(x, w) + b).sum().backward();
-    reducer.synchronize(1.0);
-    EXPECT_TRUE(at::allclose(b.grad(), at::full({4}, 2.0f)));
-    EXPECT_TRUE(at::allclose(w.grad(), x.sum(0).unsqueeze(1).expand({3, 4})));
-  }
-}
-
-TEST(GradientReducer, ReplacedGradientIsDetected) {
-  LocalBackend backend;
-  at::Tensor w = at::randn({3}).requires_grad_(true);
-  GradientReducer reducer({w}, backend);
-  reducer.zero_grad();
-  w.mutable_grad() = at::zeros({3});
-  EXPECT_THROW(reducer.synchronize(1.0), Error);
 }
 
 }  // namespace

@@ -1,0 +1,191 @@
+// NcclBackend: each collective waits (on the GPU) for work already queued on the default stream, runs on the
+// backend's own stream, and records an event that wait() orders the default stream after and polls with a timeout.
+#include "distributed/nccl_backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "core/check.h"
+
+namespace dpt::distributed {
+namespace {
+
+// LibTorch queues kernels on the legacy default stream unless a caller picked another current stream; the
+// backend orders itself against that stream with events (it does not depend on LibTorch's CUDA headers).
+const cudaStream_t kDefaultStream = cudaStreamLegacy;
+
+ncclDataType_t nccl_type(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return ncclFloat32;
+    case at::kDouble: return ncclFloat64;
+    case at::kHalf: return ncclFloat16;
+    case at::kBFloat16: return ncclBfloat16;
+    case at::kInt: return ncclInt32;
+    case at::kLong: return ncclInt64;
+    case at::kByte: return ncclUint8;
+    case at::kChar: return ncclInt8;
+    default:
+      DPT_THROW("the NCCL backend cannot reduce ", t.toString(),
+                " tensors: use float32/float64/float16/bfloat16/int32/int64/uint8/int8");
+  }
+}
+
+}  // namespace
+
+struct NcclBackend::Impl {
+  int device = 0;
+  double timeout_s = 300.0;
+  ncclComm_t comm = nullptr;
+  cudaStream_t stream = nullptr;
+  int* barrier_scratch = nullptr;  // one device int that barrier() all-reduces
+  std::uint64_t submitted = 0;
+
+  void check_tensor(const at::Tensor& t, const char* op) const {
+    DPT_CHECK(t.is_cuda(), "the NCCL backend got a CPU tensor for ", op,
+              ": move it to the GPU or use the MPI backend (runtime.device = \"cpu\")");
+    DPT_CHECK(t.device().index() == device, "the NCCL backend of this rank uses cuda:", device, " but ", op,
+              " got a tensor on ", t.device().str(), ": create tensors on the backend's device");
+    DPT_CHECK(t.is_contiguous(), "the NCCL backend needs a contiguous tensor for ", op);
+  }
+
+  // Before a collective is queued: this thread talks to our device, and our stream waits for the work already
+  // queued on the default stream (the producers of the tensor).
+  void begin() const {
+    DPT_CHECK_CUDA(cudaSetDevice(device));
+    cudaEvent_t ready;
+    DPT_CHECK_CUDA(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+    DPT_CHECK_CUDA(cudaEventRecord(ready, kDefaultStream));
+    DPT_CHECK_CUDA(cudaStreamWaitEvent(stream, ready, 0));
+    DPT_CHECK_CUDA(cudaEventDestroy(ready));  // CUDA releases it once the wait it feeds is satisfied
+  }
+
+  // After a collective is queued: the Work that completes with it.
+  std::shared_ptr<Work> finish(const std::string& what);
+};
+
+class NcclBackend::NcclWork final : public Work {
+ public:
+  NcclWork(std::string what, const Impl& impl) : what_(std::move(what)), impl_(impl) {
+    DPT_CHECK_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    DPT_CHECK_CUDA(cudaEventRecord(done_, impl_.stream));
+  }
+  ~NcclWork() override { cudaEventDestroy(done_); }
+
+  // Later default-stream work sees the result; the host returns once the collective has finished, or throws
+  // after the timeout (or on an asynchronous NCCL error such as a lost peer).
+  void wait() override {
+    DPT_CHECK_CUDA(cudaSetDevice(impl_.device));
+    DPT_CHECK_CUDA(cudaStreamWaitEvent(kDefaultStream, done_, 0));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(impl_.timeout_s);
+    auto pause = std::chrono::microseconds(1);
+    while (!is_done()) {
+      ncclResult_t async_error = ncclSuccess;
+      DPT_CHECK_NCCL(ncclCommGetAsyncError(impl_.comm, &async_error));
+      DPT_CHECK(async_error == ncclSuccess, "NCCL ", what_, " failed: ", ncclGetErrorString(async_error));
+      DPT_CHECK(std::chrono::steady_clock::now() < deadline, "NCCL ", what_, " did not complete within ",
+                impl_.timeout_s, " s: another rank has died, hangs, or issued different collectives; check the ",
+                "other ranks' output (raise ddp.timeout_s for very slow steps)");
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    }
+  }
+
+  bool is_done() override {
+    const cudaError_t state = cudaEventQuery(done_);
+    if (state == cudaErrorNotReady) return false;
+    DPT_CHECK_CUDA(state);
+    return true;
+  }
+
+ private:
+  std::string what_;
+  const Impl& impl_;  // a Work must not outlive its backend
+  cudaEvent_t done_ = nullptr;
+};
+
+NcclBackend::NcclBackend(Store& store, int rank, int world_size, int local_rank, double timeout_s)
+    : rank_(rank), world_size_(world_size), impl_(std::make_unique<Impl>()) {
+  DPT_CHECK(world_size > 0 && rank >= 0 && rank < world_size, "NCCL backend: rank ", rank,
+            " is not in a world of ", world_size);
+  int devices = 0;
+  DPT_CHECK_CUDA(cudaGetDeviceCount(&devices));
+  DPT_CHECK(devices > 0, "the NCCL backend needs a CUDA device, but none is visible: check CUDA_VISIBLE_DEVICES ",
+            "or use runtime.device = \"cpu\"");
+  impl_->device = local_rank % devices;
+  impl_->timeout_s = timeout_s;
+  DPT_CHECK_CUDA(cudaSetDevice(impl_->device));
+
+  ncclUniqueId id;
+  const std::string key = "nccl/unique_id";
+  if (rank == 0) {
+    DPT_CHECK_NCCL(ncclGetUniqueId(&id));
+    store.set(key, std::string(reinterpret_cast<const char*>(&id), sizeof(id)));
+  }
+  const std::string bytes = store.get(key);
+  DPT_CHECK(bytes.size() == sizeof(id), "NCCL backend: store ", store.name(), " returned ", bytes.size(),
+            " bytes for '", key, "', expected ", sizeof(id), ": a stale or foreign value; use a fresh store");
+  std::memcpy(&id, bytes.data(), sizeof(id));
+
+  DPT_CHECK_CUDA(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
+  DPT_CHECK_CUDA(cudaMalloc(&impl_->barrier_scratch, sizeof(int)));
+  DPT_CHECK_NCCL(ncclCommInitRank(&impl_->comm, world_size, id, rank));
+}
+
+NcclBackend::~NcclBackend() {
+  cudaSetDevice(impl_->device);
+  if (impl_->stream) cudaStreamSynchronize(impl_->stream);
+  if (impl_->comm) ncclCommDestroy(impl_->comm);
+  if (impl_->barrier_scratch) cudaFree(impl_->barrier_scratch);
+  if (impl_->stream) cudaStreamDestroy(impl_->stream);
+}
+
+int NcclBackend::device() const { return impl_->device; }
+
+std::shared_ptr<Work> NcclBackend::Impl::finish(const std::string& what) {
+  return std::make_shared<NcclWork>(what + " (collective #" + std::to_string(++submitted) + ")", *this);
+}
+
+std::shared_ptr<Work> NcclBackend::allreduce(at::Tensor& tensor, ReduceOp op) {
+  impl_->check_tensor(tensor, "allreduce");
+  impl_->begin();
+  const ncclRedOp_t nccl_op = op == ReduceOp::Avg ? ncclAvg : ncclSum;
+  DPT_CHECK_NCCL(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), static_cast<std::size_t>(tensor.numel()),
+                               nccl_type(tensor), nccl_op, impl_->comm, impl_->stream));
+  return impl_->finish("allreduce of " + std::to_string(tensor.nbytes()) + " bytes");
+}
+
+std::shared_ptr<Work> NcclBackend::broadcast(at::Tensor& tensor, int root) {
+  impl_->check_tensor(tensor, "broadcast");
+  DPT_CHECK(root >= 0 && root < world_size_, "broadcast root ", root, " is not a rank of this world of ",
+            world_size_);
+  impl_->begin();
+  DPT_CHECK_NCCL(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), static_cast<std::size_t>(tensor.nbytes()),
+                               ncclUint8, root, impl_->comm, impl_->stream));
+  return impl_->finish("broadcast of " + std::to_string(tensor.nbytes()) + " bytes from rank " +
+                       std::to_string(root));
+}
+
+std::shared_ptr<Work> NcclBackend::allgather(const at::Tensor& input, at::Tensor& output) {
+  impl_->check_tensor(input, "allgather");
+  impl_->check_tensor(output, "allgather");
+  DPT_CHECK(output.numel() == input.numel() * world_size_ && output.scalar_type() == input.scalar_type(),
+            "allgather output must hold ", world_size_, " x ", input.numel(), " elements of ", input.toString());
+  impl_->begin();
+  DPT_CHECK_NCCL(ncclAllGather(input.data_ptr(), output.data_ptr(), static_cast<std::size_t>(input.nbytes()),
+                               ncclUint8, impl_->comm, impl_->stream));
+  return impl_->finish("allgather of " + std::to_string(input.nbytes()) + " bytes per rank");
+}
+
+std::shared_ptr<Work> NcclBackend::barrier() {
+  impl_->begin();
+  DPT_CHECK_NCCL(ncclAllReduce(impl_->barrier_scratch, impl_->barrier_scratch, 1, ncclInt32, ncclSum, impl_->comm,
+                               impl_->stream));
+  return impl_->finish("barrier");
+}
+
+}  // namespace dpt::distributed

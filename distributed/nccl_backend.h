@@ -1,0 +1,41 @@
+// NcclBackend: collectives over NCCL on CUDA tensors, on a stream of its own ordered by events against the
+// default stream. Built only when CUDA and NCCL are found; this header names no CUDA or NCCL type.
+#pragma once
+
+#include <memory>
+
+#include "distributed/backend.h"
+#include "distributed/store.h"
+
+namespace dpt::distributed {
+
+class NcclBackend final : public Backend {
+ public:
+  // Collective over all ranks: rank 0 creates the NCCL unique id and `store` carries it to the others.
+  // The device is local_rank modulo the visible devices (one rank per GPU when local ranks = GPUs).
+  // A wait() longer than timeout_s throws a dpt::Error naming the collective.
+  NcclBackend(Store& store, int rank, int world_size, int local_rank, double timeout_s = 300.0);
+  ~NcclBackend() override;
+  NcclBackend(const NcclBackend&) = delete;
+  NcclBackend& operator=(const NcclBackend&) = delete;
+
+  std::string name() const override { return "nccl"; }
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_size_; }
+  // The CUDA device index this rank's tensors must live on.
+  int device() const;
+
+  std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op) override;
+  std::shared_ptr<Work> broadcast(at::Tensor& tensor, int root) override;
+  std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) override;
+  std::shared_ptr<Work> barrier() override;
+
+ private:
+  struct Impl;
+  class NcclWork;
+  int rank_;
+  int world_size_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dpt::distributed

@@ -1,0 +1,304 @@
+// Reducer: gradient buckets filled by autograd, scaled in place, all-reduced in bucket order while backward goes on.
+#include "distributed/reducer.h"
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/check.h"
+#include "kernels/scale_copy.h"
+
+namespace dpt::distributed {
+
+Compression parse_compression(const std::string& name) {
+  if (name == "none") return Compression::None;
+  if (name == "bf16") return Compression::BFloat16;
+  if (name == "fp16") return Compression::Float16;
+  DPT_THROW("unknown gradient compression '", name, "': use \"none\", \"bf16\" or \"fp16\"");
+}
+
+struct Reducer::Parameter {
+  std::string name;
+  at::Tensor tensor;
+  // Held so that the accumulator (and the hook on it) outlives each backward: a parameter only keeps it weakly.
+  std::shared_ptr<torch::autograd::Node> accumulator;
+  std::uintptr_t hook_key = 0;
+  std::size_t bucket = 0;
+  at::Tensor view;  // this parameter's slice of its bucket, shaped like the parameter
+  bool ready = false;
+};
+
+struct Reducer::Bucket {
+  std::vector<std::size_t> params;  // indices into params_, in layout order
+  at::Tensor flat;                  // slice of flat_
+  at::Tensor wire;                  // 16-bit copy that travels when compressing
+  std::size_t pending = 0;          // parameters not yet ready in this pass
+  std::shared_ptr<Work> work;
+};
+
+// Runs after the parameter's AccumulateGrad node has added this backward's gradient into .grad.
+class Reducer::ReadyHook final : public torch::autograd::FunctionPostHook {
+ public:
+  ReadyHook(Reducer& reducer, std::size_t index) : reducer_(reducer), index_(index) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    reducer_.on_gradient_ready(index_);
+    return outputs;
+  }
+
+ private:
+  Reducer& reducer_;
+  std::size_t index_;
+};
+
+Reducer::Reducer(std::vector<NamedParameter> parameters, Backend& backend, ReducerOptions options)
+    : backend_(backend), options_(options) {
+  DPT_CHECK(!parameters.empty(), "the model has no trainable parameters");
+  DPT_CHECK(options_.first_bucket_mb > 0 && options_.bucket_cap_mb > 0, "bucket sizes must be positive (got ",
+            options_.first_bucket_mb, " MiB first, ", options_.bucket_cap_mb, " MiB cap)");
+  const at::Tensor& first = parameters.front().second;
+  for (auto& [name, tensor] : parameters) {
+    DPT_CHECK(tensor.requires_grad() && tensor.is_leaf(), "parameter '", name,
+              "' is not a trainable leaf tensor: pass only parameters with requires_grad");
+    DPT_CHECK(tensor.scalar_type() == first.scalar_type() && tensor.device() == first.device(),
+              "all trainable parameters must share one dtype and device; '", name, "' is ", tensor.toString(), ", '",
+              parameters.front().first, "' is ", first.toString());
+    DPT_CHECK(at::isFloatingType(tensor.scalar_type()), "parameter '", name, "' is ", tensor.toString(),
+              ": gradients are reduced for floating-point parameters only");
+    Parameter p;
+    p.name = name;
+    p.tensor = tensor;
+    p.accumulator = torch::autograd::impl::grad_accumulator(tensor);
+    DPT_CHECK(p.accumulator, "parameter '", name, "' has no gradient accumulator");
+    params_.push_back(std::move(p));
+  }
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    params_[i].hook_key = params_[i].accumulator->add_post_hook(std::make_unique<ReadyHook>(*this, i));
+  }
+  // Backward produces gradients roughly in reverse registration order: the last layers' first.
+  std::vector<std::size_t> order(params_.size());
+  std::iota(order.rbegin(), order.rend(), std::size_t{0});
+  layout(order);
+}
+
+Reducer::~Reducer() {
+  for (auto& p : params_) p.accumulator->del_post_hook(p.hook_key);
+}
+
+void Reducer::layout(const std::vector<std::size_t>& order) {
+  const double mib = 1024.0 * 1024.0;
+  buckets_.clear();
+  std::int64_t total = 0;
+  std::int64_t bucket_bytes = 0;
+  for (std::size_t index : order) {
+    const Parameter& p = params_[index];
+    const auto bytes = static_cast<std::int64_t>(p.tensor.nbytes());
+    const double cap = (buckets_.size() <= 1 ? options_.first_bucket_mb : options_.bucket_cap_mb) * mib;
+    // A parameter that would overflow a non-empty bucket starts the next one (a large one gets its own).
+    if (buckets_.empty() || (!buckets_.back().params.empty() && static_cast<double>(bucket_bytes + bytes) > cap)) {
+      buckets_.emplace_back();
+      bucket_bytes = 0;
+    }
+    buckets_.back().params.push_back(index);
+    bucket_bytes += bytes;
+    total += p.tensor.numel();
+  }
+  flat_ = at::zeros({total}, params_.front().tensor.options().requires_grad(false));
+  const at::ScalarType wire_type = options_.compression == Compression::BFloat16 ? at::kBFloat16 : at::kHalf;
+  std::int64_t offset = 0;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    Bucket& bucket = buckets_[b];
+    const std::int64_t start = offset;
+    for (std::size_t index : bucket.params) {
+      Parameter& p = params_[index];
+      p.bucket = b;
+      p.view = flat_.narrow(0, offset, p.tensor.numel()).view(p.tensor.sizes());
+      offset += p.tensor.numel();
+    }
+    bucket.flat = flat_.narrow(0, start, offset - start);
+    if (options_.compression != Compression::None)
+      bucket.wire = at::empty({offset - start}, flat_.options().dtype(wire_type));
+  }
+  bind_gradient_views();
+}
+
+void Reducer::bind_gradient_views() {
+  for (auto& p : params_) {
+    if (!p.tensor.grad().defined() || !p.tensor.grad().is_same(p.view)) p.tensor.mutable_grad() = p.view;
+  }
+}
+
+std::vector<std::size_t> Reducer::layout_order() const {
+  std::vector<std::size_t> order;
+  for (const auto& b : buckets_) order.insert(order.end(), b.params.begin(), b.params.end());
+  return order;
+}
+
+std::vector<std::vector<std::size_t>> Reducer::bucket_parameters() const {
+  std::vector<std::vector<std::size_t>> out;
+  for (const auto& b : buckets_) out.push_back(b.params);
+  return out;
+}
+
+void Reducer::zero_grad() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  DPT_CHECK(!armed_, "Reducer::zero_grad() during a backward pass: call finish() first");
+  if (!rebuilt_order_.empty()) {
+    // Rank 0's order of the first step: buckets now fill in the order backward really produces gradients.
+    layout(rebuilt_order_);
+    rebuilt_order_.clear();
+  }
+  flat_.zero_();
+  bind_gradient_views();
+}
+
+void Reducer::prepare_for_backward(const BackwardPass& pass) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  DPT_CHECK(!armed_, "Reducer::prepare_for_backward() twice without finish() in between (step ", pass.step, ")");
+  pass_ = pass;
+  if (!pass.communicate) return;  // hooks stay idle: gradients only add up in the buckets
+  armed_ = true;
+  for (auto& p : params_) p.ready = false;
+  for (auto& b : buckets_) {
+    b.pending = b.params.size();
+    b.work.reset();
+  }
+  next_launch_ = 0;
+  hook_error_.clear();
+}
+
+void Reducer::on_gradient_ready(std::size_t index) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!armed_) return;  // not our backward, or an accumulation micro-step
+  Parameter& p = params_[index];
+  if (p.ready) {
+    hook_error_ = "parameter '" + p.name +
+                  "' received a gradient twice in one step: run one backward per "
+                  "prepare_for_backward() and finish()";
+    return;
+  }
+  // Autograd replaces .grad instead of adding in place under create_graph; keep the bucket authoritative.
+  const at::Tensor& grad = p.tensor.grad();
+  if (!grad.is_same(p.view)) {
+    p.view.copy_(grad);
+    p.tensor.mutable_grad() = p.view;
+  }
+  if (!order_recorded_) ready_order_.push_back(index);
+  mark_ready(index);
+}
+
+void Reducer::mark_ready(std::size_t index) {
+  params_[index].ready = true;
+  if (--buckets_[params_[index].bucket].pending == 0) launch_ready_buckets();
+}
+
+void Reducer::launch_ready_buckets() {
+  // Strictly in bucket order, so every rank issues the same collectives in the same order.
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) launch(buckets_[next_launch_++]);
+}
+
+void Reducer::launch(Bucket& bucket) {
+  // Each rank's share of the global batch: the sum over ranks is the gradient of the global-batch mean loss,
+  // also when ranks hold unequal sample counts.
+  if (pass_.weight != 1.0) kernels::scale_copy(bucket.flat, bucket.flat, pass_.weight);
+  if (backend_.world_size() == 1) return;
+  if (options_.compression == Compression::None) {
+    bucket.work = backend_.allreduce(bucket.flat, ReduceOp::Sum);
+  } else {
+    bucket.wire.copy_(bucket.flat);
+    bucket.work = backend_.allreduce(bucket.wire, ReduceOp::Sum);
+  }
+}
+
+std::string Reducer::describe(const Bucket& bucket) const {
+  const std::size_t b = params_[bucket.params.front()].bucket;
+  return "gradient bucket " + std::to_string(b + 1) + " of " + std::to_string(buckets_.size()) + " (" +
+         std::to_string(bucket.flat.nbytes()) + " bytes, parameters '" + params_[bucket.params.front()].name +
+         "' .. '" + params_[bucket.params.back()].name + "')";
+}
+
+void Reducer::finish() {
+  std::vector<std::size_t> unused;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!pass_.communicate) return;
+    DPT_CHECK(armed_, "Reducer::finish() without prepare_for_backward()");
+    armed_ = false;
+    DPT_CHECK(hook_error_.empty(), "step ", pass_.step, ": ", hook_error_);
+    // Parameters without a gradient are ready as they are (zeros, or earlier micro-steps' sums), so every
+    // rank launches every bucket and no rank waits for a collective another rank never starts.
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      if (params_[i].ready) continue;
+      if (pass_.has_samples) unused.push_back(i);
+      if (!order_recorded_) ready_order_.push_back(i);
+      mark_ready(i);
+    }
+  }
+  std::shared_ptr<Work> order_work;
+  at::Tensor order;
+  if (!order_recorded_) {
+    order = at::tensor(std::vector<std::int64_t>(ready_order_.begin(), ready_order_.end()), at::kLong);
+    if (backend_.world_size() > 1) order_work = backend_.broadcast(order, 0);
+  }
+  // Every rank learns which parameters lacked a gradient anywhere, so all ranks take the same decision.
+  std::shared_ptr<Work> unused_work;
+  at::Tensor unused_count;
+  if (!options_.find_unused_parameters) {
+    unused_count = at::zeros({static_cast<std::int64_t>(params_.size())}, at::kInt);
+    for (std::size_t i : unused) unused_count[static_cast<std::int64_t>(i)] = 1;
+    if (backend_.world_size() > 1) unused_work = backend_.allreduce(unused_count, ReduceOp::Sum);
+  }
+  wait_all();
+  if (!order_recorded_) {
+    if (order_work) order_work->wait();
+    rebuilt_order_.assign(order.data_ptr<std::int64_t>(), order.data_ptr<std::int64_t>() + order.numel());
+    order_recorded_ = true;
+    ready_order_.clear();
+    if (rebuilt_order_ == layout_order()) rebuilt_order_.clear();  // already in that order: nothing to rebuild
+  }
+  if (unused_work) unused_work->wait();
+  if (unused_count.defined()) check_all_used(unused_count);
+}
+
+void Reducer::wait_all() {
+  for (auto& bucket : buckets_) {
+    if (!bucket.work) continue;
+    try {
+      bucket.work->wait();
+    } catch (const Error& e) {
+      DPT_THROW("step ", pass_.step, ": all-reduce of ", describe(bucket), " on backend ", backend_.name(),
+                " failed: ", e.message());
+    }
+    if (options_.compression != Compression::None) bucket.flat.copy_(bucket.wire);
+  }
+}
+
+void Reducer::check_all_used(const at::Tensor& unused_count) {
+  std::string names;
+  const auto* count = unused_count.data_ptr<std::int32_t>();
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (count[i] == 0) continue;
+    names += (names.empty() ? "'" : ", '") + params_[i].name + "' (on " + std::to_string(count[i]) + " of " +
+             std::to_string(backend_.world_size()) + " ranks)";
+  }
+  DPT_CHECK(names.empty(), "step ", pass_.step, ": parameter(s) ", names,
+            " received no gradient: they took no part in the loss. Set ddp.find_unused_parameters = true if the ",
+            "model skips parts of itself on some steps (they then count as zero gradients), or remove them");
+}
+
+void broadcast_from_root(const std::vector<at::Tensor>& tensors, Backend& backend) {
+  if (backend.world_size() == 1) return;
+  std::vector<std::shared_ptr<Work>> pending;
+  pending.reserve(tensors.size());
+  for (const auto& t : tensors) {
+    DPT_CHECK(t.is_contiguous(), "broadcast of model state needs contiguous tensors");
+    at::Tensor data = t.detach();
+    pending.push_back(backend.broadcast(data, 0));
+  }
+  for (auto& w : pending) w->wait();
+}
+
+}  // namespace dpt::distributed

@@ -1,0 +1,106 @@
+// Reducer: the DDP engine. Gradients live in buckets whose all-reduce starts during backward, as soon as a
+// bucket's gradients are all accumulated, in the same bucket order on every rank.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "distributed/backend.h"
+
+namespace dpt::distributed {
+
+enum class Compression { None, BFloat16, Float16 };
+
+// "none" | "bf16" | "fp16" (the ddp.compression config values).
+Compression parse_compression(const std::string& name);
+
+struct ReducerOptions {
+  // The first bucket is small so that its all-reduce starts early in backward; later ones trade latency for
+  // fewer, larger collectives.
+  double first_bucket_mb = 1.0;
+  double bucket_cap_mb = 25.0;
+  // Parameters that got no gradient in a step contribute zeros instead of raising an error.
+  bool find_unused_parameters = false;
+  // Gradients travel as 16-bit values (half the bytes); ranks' values are summed in float32 and the result is
+  // widened back into the float32 gradients.
+  Compression compression = Compression::None;
+};
+
+// One backward pass, as the trainer announces it before running it.
+struct BackwardPass {
+  std::int64_t step = 0;    // the optimizer step, named in errors
+  double weight = 1.0;      // this rank's share of the step's global batch (local samples / global samples)
+  bool communicate = true;  // false: a gradient-accumulation micro-step; gradients only add up locally
+  bool has_samples = true;  // false: this rank has no samples and runs no backward; it contributes zeros
+};
+
+class Reducer {
+ public:
+  using NamedParameter = std::pair<std::string, at::Tensor>;
+
+  // `parameters`: the trainable tensors in registration order, with names for error messages; all of one
+  // dtype (float32) and device. Registers one hook per parameter on its gradient accumulator.
+  Reducer(std::vector<NamedParameter> parameters, Backend& backend, ReducerOptions options = {});
+  ~Reducer();
+  Reducer(const Reducer&) = delete;
+  Reducer& operator=(const Reducer&) = delete;
+
+  // Zeroes the gradient buckets and binds every parameter's .grad to its view. Call once per optimizer step,
+  // before the first backward. Applies a bucket order rebuilt after the first step.
+  void zero_grad();
+
+  // Arms the hooks for the next backward pass. An accumulation pass (communicate = false) needs no finish().
+  void prepare_for_backward(const BackwardPass& pass);
+
+  // After a communicating backward: starts the buckets still pending (unused parameters), waits for every bucket and
+  // leaves the gradient of the global-batch mean loss in every parameter's .grad, identical on every rank. Throws a
+  // dpt::Error naming the parameters when one got no gradient on some rank and find_unused_parameters is off
+  // (every rank throws in the same step), or when a collective fails or times out.
+  void finish();
+
+  // The bucket layout: parameter indices (registration order) per bucket, in launch order. Identical on every
+  // rank.
+  std::vector<std::vector<std::size_t>> bucket_parameters() const;
+
+ private:
+  struct Parameter;
+  struct Bucket;
+  class ReadyHook;
+
+  void layout(const std::vector<std::size_t>& order);
+  void bind_gradient_views();
+  void on_gradient_ready(std::size_t index);
+  void mark_ready(std::size_t index);
+  void launch_ready_buckets();
+  void launch(Bucket& bucket);
+  void wait_all();
+  void check_all_used(const at::Tensor& unused_count);
+  std::vector<std::size_t> layout_order() const;
+  std::string describe(const Bucket& bucket) const;
+
+  Backend& backend_;
+  ReducerOptions options_;
+  std::vector<Parameter> params_;
+  std::vector<Bucket> buckets_;
+  at::Tensor flat_;  // every bucket's gradients, buckets back to back in launch order
+
+  std::mutex mutex_;  // hooks of CUDA parameters run on autograd device threads
+  BackwardPass pass_;
+  bool armed_ = false;
+  std::size_t next_launch_ = 0;
+  std::string hook_error_;
+  std::vector<std::size_t> ready_order_;  // of the first communicating step, for the bucket rebuild
+  bool order_recorded_ = false;
+  std::vector<std::size_t> rebuilt_order_;  // rank 0's ready order, applied at the next zero_grad()
+};
+
+// Broadcasts every tensor from rank 0 (initial parameters, buffers such as BatchNorm running statistics).
+void broadcast_from_root(const std::vector<at::Tensor>& tensors, Backend& backend);
+
+}  // namespace dpt::distributed
