@@ -1,6 +1,8 @@
 // HDF5 plumbing: owned ids, HDF5 error stacks turned into one readable reason, file/dataset opening with checks.
 #include "data/hdf5_file.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <sstream>
 #include <utility>
@@ -80,6 +82,26 @@ Id open_file(const std::string& path, const std::string& missing_hint) {
                   : " (the file is truncated or corrupt: write it again)");
   }
   return Id(file, H5Fclose);
+}
+
+void write_file_atomically(const std::string& out_path, const std::function<void(hid_t file)>& write) {
+  const std::filesystem::path out(out_path);
+  if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
+  const std::string temp = out_path + ".tmp." + std::to_string(::getpid());
+  try {
+    const auto lock = lock_library();
+    quiet_errors();
+    Id file(check(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                  "cannot create HDF5 file " + temp + " (is the folder writable?)"),
+            H5Fclose);
+    write(file.get());
+    check(file.release(), "finishing HDF5 file " + temp + " (disk full?)");
+    std::filesystem::rename(temp, out);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(temp, ignored);
+    throw;
+  }
 }
 
 std::vector<std::string> list_datasets(hid_t file) {

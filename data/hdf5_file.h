@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ T check(T result, const std::string& what);
 
 // Opens an existing HDF5 file read-only; `missing_hint` is appended when the file does not exist.
 Id open_file(const std::string& path, const std::string& missing_hint);
+
+// Creates out_path (and its folder) by calling write(file) on a temporary file that is renamed into place once
+// HDF5 has written it out completely, so out_path is never half written; the temporary is removed on failure.
+void write_file_atomically(const std::string& out_path, const std::function<void(hid_t file)>& write);
 
 // Full paths ("/images", "/group/x") of every dataset in the file, in name order.
 std::vector<std::string> list_datasets(hid_t file);

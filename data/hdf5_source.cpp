@@ -1,4 +1,5 @@
-// Hdf5Source: validated datasets, a chunk cache sized from the chunking, and one hyperslab read per index run.
+// Hdf5Source: validated datasets over one or many files, a chunk cache sized from the chunking, and one hyperslab
+// read per index run and file.
 #include "data/hdf5_source.h"
 
 #include <algorithm>
@@ -12,7 +13,8 @@ namespace dpt::data {
 namespace {
 
 // Shuffled reads touch chunks all over the file. A cache holding the whole dataset (up to this cap per dataset and
-// process) makes each chunk load and decompress once per process instead of once per batch; MNIST-sized sets fit.
+// process, shared by the files of a source) makes each chunk load and decompress once per process instead of once
+// per batch; MNIST-sized sets fit.
 constexpr std::int64_t kMaxChunkCacheBytes = 64LL << 20;
 // HDF5's chunk hash table wants a prime slot count about 100x the chunks that fit; the cap bounds its memory.
 constexpr std::int64_t kMaxChunkCacheSlots = 1000000;
@@ -35,8 +37,8 @@ std::int64_t product(const std::vector<std::int64_t>& dims, std::size_t from = 0
                          std::multiplies<>());
 }
 
-// An access plist whose chunk cache fits the dataset; the default plist for contiguous datasets.
-hdf5::Id chunk_cache_plist(const hdf5::DatasetInfo& info) {
+// An access plist whose chunk cache fits the dataset, up to max_bytes; the default plist for contiguous datasets.
+hdf5::Id chunk_cache_plist(const hdf5::DatasetInfo& info, std::int64_t max_bytes) {
   if (info.chunk.empty()) return hdf5::Id();
   const std::int64_t chunk_bytes = product(info.chunk) * static_cast<std::int64_t>(info.type_size);
   // The last chunk along each axis is allocated whole, so round the shape up to whole chunks.
@@ -44,7 +46,16 @@ hdf5::Id chunk_cache_plist(const hdf5::DatasetInfo& info) {
   for (std::size_t d = 0; d < info.shape.size(); ++d) {
     data_bytes *= (info.shape[d] + info.chunk[d] - 1) / info.chunk[d] * info.chunk[d];
   }
-  const std::int64_t cache_bytes = std::max(chunk_bytes, std::min(data_bytes, kMaxChunkCacheBytes));
+  // Uncompressed chunks of a dataset that does not fit: no cache. HDF5 then reads just the selected bytes of each
+  // chunk; a cache would load the whole chunk for every sample of a shuffled batch and evict it before its
+  // neighbours are asked for (a 1 MiB chunk per 12 KiB sample read). Compressed chunks must be inflated whole, so
+  // they keep a cache.
+  if (info.filters.empty() && data_bytes > max_bytes) {
+    hdf5::Id plist(hdf5::check(H5Pcreate(H5P_DATASET_ACCESS), "cannot create a dataset access plist"), H5Pclose);
+    hdf5::check(H5Pset_chunk_cache(plist.get(), 0, 0, 1.0), "cannot disable the chunk cache");
+    return plist;
+  }
+  const std::int64_t cache_bytes = std::max(chunk_bytes, std::min(data_bytes, max_bytes));
   const std::int64_t slots = next_prime(std::min(100 * (cache_bytes / chunk_bytes + 1), kMaxChunkCacheSlots));
   hdf5::Id plist(hdf5::check(H5Pcreate(H5P_DATASET_ACCESS), "cannot create a dataset access plist"), H5Pclose);
   // w0 = 1: the data is read-only, so fully read chunks are the best to evict.
@@ -113,7 +124,8 @@ struct Dataset {
   }
 };
 
-Dataset open_validated(hid_t file, const std::string& path, const std::string& name, bool is_targets) {
+Dataset open_validated(hid_t file, const std::string& path, const std::string& name, bool is_targets,
+                       std::int64_t max_cache_bytes) {
   Dataset dataset;
   dataset.name = name;
   {
@@ -138,7 +150,7 @@ Dataset open_validated(hid_t file, const std::string& path, const std::string& n
     DPT_CHECK(product(info.shape) > 0, where, " is empty (shape ", hdf5::shape_string(info.shape),
               "): import the data again");
   }
-  const hdf5::Id access = chunk_cache_plist(dataset.info);
+  const hdf5::Id access = chunk_cache_plist(dataset.info, max_cache_bytes);
   dataset.id = hdf5::open_dataset(file, path, name, access.get() >= 0 ? access.get() : H5P_DEFAULT);
   dataset.file_space = hdf5::Id(hdf5::check(H5Dget_space(dataset.id.get()), "cannot read '" + name + "' in " + path),
                                 H5Sclose);
@@ -150,61 +162,131 @@ Dataset open_validated(hid_t file, const std::string& path, const std::string& n
   return dataset;
 }
 
-}  // namespace
-
-struct Hdf5Source::Impl {
+// One file of the source: its two datasets and the global index of its first sample.
+struct FilePart {
   std::string path;
   hdf5::Id file;
   Dataset inputs;
   Dataset targets;
+  std::int64_t first = 0;
+
+  std::int64_t size() const { return inputs.info.shape[0]; }
 };
 
-Hdf5Source::Hdf5Source(const std::string& path, const std::string& inputs_dataset, const std::string& targets_dataset)
-    : impl_(std::make_unique<Impl>()) {
-  const auto lock = hdf5::lock_library();
-  impl_->path = path;
-  impl_->file = hdf5::open_file(path, ": run `dptrain data import-idx <idx dir> <out dir>` first or fix data.train");
-  impl_->inputs = open_validated(impl_->file.get(), path, inputs_dataset, false);
-  impl_->targets = open_validated(impl_->file.get(), path, targets_dataset, true);
-  const std::int64_t n_inputs = impl_->inputs.info.shape[0];
-  const std::int64_t n_targets = impl_->targets.info.shape[0];
-  DPT_CHECK(n_inputs == n_targets, "HDF5 file ", path, ": dataset '", inputs_dataset, "' has ", n_inputs,
-            " samples but '", targets_dataset, "' has ", n_targets, "; inputs and targets must have the same length");
+FilePart open_part(const std::string& path, const std::string& inputs_name, const std::string& targets_name,
+                   std::int64_t max_cache_bytes) {
+  FilePart part;
+  part.path = path;
+  part.file = hdf5::open_file(
+      path, ": run `dptrain data import-idx` or `dptrain data import-npy` first, or fix data.train / data.test");
+  part.inputs = open_validated(part.file.get(), path, inputs_name, false, max_cache_bytes);
+  part.targets = open_validated(part.file.get(), path, targets_name, true, max_cache_bytes);
+  DPT_CHECK(part.inputs.info.shape[0] == part.targets.info.shape[0], "HDF5 file ", path, ": dataset '", inputs_name,
+            "' has ", part.inputs.info.shape[0], " samples but '", targets_name, "' has ",
+            part.targets.info.shape[0], "; inputs and targets must have the same length");
+  return part;
 }
+
+// Files of one source are concatenated, so each must hold samples the first file's model input would accept.
+void check_same_samples(const FilePart& first, const FilePart& part) {
+  const auto sample = [](const FilePart& p) {
+    return std::vector<std::int64_t>(p.inputs.info.shape.begin() + 1, p.inputs.info.shape.end());
+  };
+  DPT_CHECK(sample(part) == sample(first), "dataset '", part.inputs.name, "' in HDF5 file ", part.path,
+            " has samples of shape ", hdf5::shape_string(sample(part)), " but in ", first.path, " of shape ",
+            hdf5::shape_string(sample(first)), ": all files of one split must hold samples of the same shape");
+  DPT_CHECK(part.inputs.memory.torch == first.inputs.memory.torch, "dataset '", part.inputs.name, "' in HDF5 file ",
+            part.path, " holds ", part.inputs.info.dtype, " but in ", first.path, " ", first.inputs.info.dtype,
+            ": all files of one split must store the same dtype; convert one of them");
+}
+
+}  // namespace
+
+struct Hdf5Source::Impl {
+  std::vector<std::string> paths;
+  std::vector<FilePart> parts;
+  std::int64_t size = 0;
+
+  // The part holding global sample `index`.
+  FilePart& part_of(std::int64_t index) {
+    const auto after = std::upper_bound(parts.begin(), parts.end(), index,
+                                        [](std::int64_t i, const FilePart& part) { return i < part.first; });
+    return *(after - 1);
+  }
+};
+
+Hdf5Source::Hdf5Source(const std::vector<std::string>& paths, const std::string& inputs_dataset,
+                       const std::string& targets_dataset)
+    : impl_(std::make_unique<Impl>()) {
+  DPT_CHECK(!paths.empty(), "no HDF5 files to read: set data.train (a path or a glob) or data.train_files");
+  const auto lock = hdf5::lock_library();
+  impl_->paths = paths;
+  const std::int64_t cache_per_dataset = kMaxChunkCacheBytes / static_cast<std::int64_t>(paths.size());
+  for (const auto& path : paths) {
+    impl_->parts.push_back(open_part(path, inputs_dataset, targets_dataset, cache_per_dataset));
+    FilePart& part = impl_->parts.back();
+    check_same_samples(impl_->parts.front(), part);
+    part.first = impl_->size;
+    impl_->size += part.size();
+  }
+}
+
+Hdf5Source::Hdf5Source(const std::string& path, const std::string& inputs_dataset, const std::string& targets_dataset)
+    : Hdf5Source(std::vector<std::string>{path}, inputs_dataset, targets_dataset) {}
 
 Hdf5Source::~Hdf5Source() = default;
 
-std::int64_t Hdf5Source::size() const { return impl_->inputs.info.shape[0]; }
+std::int64_t Hdf5Source::size() const { return impl_->size; }
 
 std::vector<std::int64_t> Hdf5Source::sample_shape() const {
-  const auto& shape = impl_->inputs.info.shape;
+  const auto& shape = impl_->parts.front().inputs.info.shape;
   return {shape.begin() + 1, shape.end()};
 }
+
+const std::vector<std::string>& Hdf5Source::files() const { return impl_->paths; }
 
 SampleBatch Hdf5Source::read_sorted(const std::vector<std::int64_t>& sorted_indices) {
   const auto lock = hdf5::lock_library();
   hdf5::quiet_errors();
-  check_sorted_indices(sorted_indices, size(), impl_->path);
+  check_sorted_indices(sorted_indices, size(), impl_->paths.front());
   const auto n = static_cast<std::int64_t>(sorted_indices.size());
   std::vector<std::int64_t> shape{n};
   const auto sample = sample_shape();
   shape.insert(shape.end(), sample.begin(), sample.end());
-  SampleBatch batch{at::empty(shape, impl_->inputs.memory.torch), at::empty({n}, at::kLong)};
+  const Dataset& first_inputs = impl_->parts.front().inputs;
+  SampleBatch batch{at::empty(shape, first_inputs.memory.torch), at::empty({n}, at::kLong)};
   auto* inputs = static_cast<char*>(batch.inputs.data_ptr());
   auto* targets = batch.targets.data_ptr<std::int64_t>();
-  const std::int64_t sample_bytes = impl_->inputs.sample_elements * static_cast<std::int64_t>(batch.inputs.element_size());
-  for (const IndexRun& run : contiguous_runs(sorted_indices)) {
-    impl_->inputs.read_run(run, inputs, impl_->path);
-    impl_->targets.read_run(run, targets, impl_->path);
-    inputs += run.length * sample_bytes;
-    targets += run.length;
+  const std::int64_t sample_bytes =
+      first_inputs.sample_elements * static_cast<std::int64_t>(batch.inputs.element_size());
+  for (IndexRun run : contiguous_runs(sorted_indices)) {
+    // A run that crosses a file boundary is read as one piece per file.
+    while (run.length > 0) {
+      FilePart& part = impl_->part_of(run.first);
+      const IndexRun local{run.first - part.first, std::min(run.length, part.first + part.size() - run.first)};
+      part.inputs.read_run(local, inputs, part.path);
+      part.targets.read_run(local, targets, part.path);
+      inputs += local.length * sample_bytes;
+      targets += local.length;
+      run.first += local.length;
+      run.length -= local.length;
+    }
   }
   return batch;
 }
 
 std::string Hdf5Source::describe() const {
-  const auto part = [](const Dataset& d) { return d.name + " " + d.info.dtype + " " + hdf5::shape_string(d.info.shape); };
-  return impl_->path + " (" + part(impl_->inputs) + ", " + part(impl_->targets) + ")";
+  const auto& first = impl_->parts.front();
+  const auto part = [&](const Dataset& d, std::int64_t n) {
+    auto shape = d.info.shape;
+    shape[0] = n;
+    return d.name + " " + d.info.dtype + " " + hdf5::shape_string(shape);
+  };
+  const std::string files = impl_->parts.size() == 1
+                                ? first.path
+                                : std::to_string(impl_->parts.size()) + " files " + first.path + " ... " +
+                                      impl_->parts.back().path;
+  return files + " (" + part(first.inputs, size()) + ", " + part(first.targets, size()) + ")";
 }
 
 }  // namespace dpt::data

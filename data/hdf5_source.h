@@ -1,17 +1,22 @@
-// Hdf5Source: samples from two datasets of one HDF5 file (inputs [N, ...] and integer targets [N]).
+// Hdf5Source: samples from two datasets (inputs [N, ...] and integer targets [N]) of one or many HDF5 files.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/source.h"
 
 namespace dpt::data {
 
-// Validates the file and both datasets at construction, so a bad path or layout fails before training starts.
-// Open it in each process after MPI starts (HDF5 handles must not cross fork). Not thread-safe: one reader at a time.
+// Validates every file and both datasets at construction, so a bad path or layout fails before training starts.
+// Several files are concatenated in the order given: sample i of file k is global sample offset(k) + i. They must
+// agree on the inputs' sample shape and dtype. Open it in each process after MPI starts (HDF5 handles must not
+// cross fork). Not thread-safe: one reader at a time.
 class Hdf5Source final : public Source {
  public:
+  Hdf5Source(const std::vector<std::string>& paths, const std::string& inputs_dataset,
+             const std::string& targets_dataset);
   Hdf5Source(const std::string& path, const std::string& inputs_dataset, const std::string& targets_dataset);
   ~Hdf5Source() override;
   Hdf5Source(const Hdf5Source&) = delete;
@@ -22,6 +27,7 @@ class Hdf5Source final : public Source {
   // One hyperslab read per contiguous run of indices and dataset.
   SampleBatch read_sorted(const std::vector<std::int64_t>& sorted_indices) override;
   std::string describe() const override;
+  const std::vector<std::string>& files() const;
 
  private:
   struct Impl;

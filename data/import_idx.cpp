@@ -1,7 +1,6 @@
 // IDX import: validated IDX parsing (gzip or raw via zlib), atomic HDF5 writing, and the HDF5 file report.
 #include "data/import_idx.h"
 
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -109,24 +108,10 @@ void import_idx(const std::string& images_path, const std::string& labels_path, 
             " images but ", labels_path, " holds ", labels.dims[0],
             " labels: use the images and labels of the same split");
 
-  const fs::path out(out_path);
-  if (out.has_parent_path()) fs::create_directories(out.parent_path());
-  const std::string temp = out_path + ".tmp." + std::to_string(::getpid());
-  try {
-    const auto lock = hdf5::lock_library();
-    hdf5::quiet_errors();
-    hdf5::Id file(hdf5::check(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                              "cannot create HDF5 file " + temp + " (is the folder writable?)"),
-                  H5Fclose);
-    write_uint8_dataset(file.get(), "images", images.dims, images.data, out_path);
-    write_uint8_dataset(file.get(), "labels", labels.dims, labels.data, out_path);
-    hdf5::check(file.release(), "finishing HDF5 file " + temp + " (disk full?)");
-    fs::rename(temp, out);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    throw;
-  }
+  hdf5::write_file_atomically(out_path, [&](hid_t file) {
+    write_uint8_dataset(file, "images", images.dims, images.data, out_path);
+    write_uint8_dataset(file, "labels", labels.dims, labels.data, out_path);
+  });
 }
 
 std::vector<std::string> import_idx_dir(const std::string& dir, const std::string& out_dir) {

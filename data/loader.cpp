@@ -10,7 +10,8 @@
 
 namespace dpt::data {
 
-Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch, const Normalization& norm) {
+Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch, const Normalization& norm,
+                     bool pin) {
   const auto& indices = step.indices;
   std::vector<std::int64_t> by_index(indices.size());
   std::iota(by_index.begin(), by_index.end(), std::int64_t{0});
@@ -30,14 +31,21 @@ Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch
   // One fused affine pass: (x * scale - mean) / std.
   inputs.mul_(norm.scale / norm.std).add_(-norm.mean / norm.std);
   if (inputs.dim() == 3) inputs = inputs.unsqueeze(1);
-  return {inputs, read.targets.index_select(0, restore), step.global_batch, step.cursor_after, epoch};
+  at::Tensor targets = read.targets.index_select(0, restore);
+  if (pin) {
+    inputs = inputs.pin_memory();
+    targets = targets.pin_memory();
+  }
+  return {inputs, targets, step.global_batch, step.cursor_after, epoch};
 }
 
-Loader::Loader(std::shared_ptr<Source> source, Sampler sampler, Normalization norm, int prefetch)
+Loader::Loader(std::shared_ptr<Source> source, Sampler sampler, Normalization norm, int prefetch, bool pin_memory)
     : source_(std::move(source)),
       sampler_(sampler),
       norm_(norm),
       prefetch_(static_cast<std::size_t>(std::max(prefetch, 0))),
+      // pin_memory() needs a CUDA runtime; a CPU-only LibTorch would throw on the first batch.
+      pin_memory_(pin_memory && at::hasCUDA()),
       reader_sampler_(std::move(sampler)) {
   DPT_CHECK(source_ != nullptr, "Loader needs a data source");
   DPT_CHECK(prefetch >= 0, "data.prefetch must be >= 0, got ", prefetch);
@@ -82,7 +90,7 @@ std::optional<Batch> Loader::next() {
     if (sampler_.has_next()) {
       const StepSamples step = sampler_.next();
       try {
-        slot.batch = assemble_batch(*source_, step, sampler_.epoch(), norm_);
+        slot.batch = assemble_batch(*source_, step, sampler_.epoch(), norm_, pin_memory_);
       } catch (...) {
         slot.error = std::current_exception();
       }
@@ -133,7 +141,7 @@ void Loader::produce() {
     lock.unlock();
     Slot slot;
     try {
-      slot.batch = assemble_batch(*source_, step, epoch, norm_);
+      slot.batch = assemble_batch(*source_, step, epoch, norm_, pin_memory_);
     } catch (...) {
       slot.error = std::current_exception();
     }

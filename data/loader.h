@@ -33,13 +33,16 @@ struct Batch {
   std::int64_t epoch;
 };
 
-// Reads the samples of one step (in any order) and returns them normalised, in the order given.
-Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch, const Normalization& norm);
+// Reads the samples of one step (in any order) and returns them normalised, in the order given; in page-locked
+// (pinned) memory when `pin`, so a copy to a CUDA device can be asynchronous.
+Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch, const Normalization& norm,
+                     bool pin = false);
 
 class Loader {
  public:
   // prefetch = batches read ahead by the I/O thread; 0 reads inline in next() and starts no thread.
-  Loader(std::shared_ptr<Source> source, Sampler sampler, Normalization norm, int prefetch);
+  // pin_memory: batches in pinned host memory, for a CUDA device; ignored when this LibTorch has no CUDA.
+  Loader(std::shared_ptr<Source> source, Sampler sampler, Normalization norm, int prefetch, bool pin_memory = false);
   ~Loader();  // stops the I/O thread cleanly
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -67,6 +70,7 @@ class Loader {
   Sampler sampler_;
   Normalization norm_;
   std::size_t prefetch_;
+  bool pin_memory_;
   bool started_ = false;
   double last_wait_seconds_ = 0.0;
 

@@ -48,24 +48,31 @@ std::vector<std::int64_t> epoch_order(std::uint64_t seed, std::int64_t epoch, st
   return order;
 }
 
+LastBatch parse_last_batch(const std::string& name) {
+  if (name == "uneven") return LastBatch::Uneven;
+  if (name == "drop_last") return LastBatch::DropLast;
+  if (name == "pad") return LastBatch::Pad;
+  DPT_THROW("data.last_batch = \"", name, "\" is not a last-batch mode: use \"uneven\", \"drop_last\" or \"pad\"");
+}
+
 Sampler::Sampler(std::int64_t num_samples, std::int64_t batch_per_rank, int rank, int world_size, std::uint64_t seed,
-                 bool shuffle, bool drop_last)
+                 bool shuffle, LastBatch last_batch)
     : num_samples_(num_samples),
       batch_per_rank_(batch_per_rank),
       rank_(rank),
       world_size_(world_size),
       seed_(seed),
       shuffle_(shuffle),
-      drop_last_(drop_last) {
+      last_batch_(last_batch) {
   DPT_CHECK(num_samples > 0, "the dataset has no samples (num_samples = ", num_samples,
             "): check data.train points at a non-empty file");
   DPT_CHECK(batch_per_rank > 0, "batch size per rank must be positive, got ", batch_per_rank);
   DPT_CHECK(world_size > 0 && rank >= 0 && rank < world_size, "rank ", rank, " is outside world size ", world_size);
   DPT_CHECK(num_samples >= world_size, num_samples, " samples cannot be shared by ", world_size,
             " ranks: every rank needs at least one sample; use more data or fewer ranks");
-  DPT_CHECK(!drop_last || num_samples >= global_batch_size(), "drop_last with ", num_samples,
+  DPT_CHECK(last_batch != LastBatch::DropLast || num_samples >= global_batch_size(), "drop_last with ", num_samples,
             " samples and a global batch of ", global_batch_size(), " (", world_size, " ranks x ", batch_per_rank,
-            ") leaves no full batch: lower the batch size or disable drop_last");
+            ") leaves no full batch: lower the batch size or set data.last_batch = \"uneven\" or \"pad\"");
   set_epoch(0, 0);
 }
 
@@ -80,23 +87,30 @@ void Sampler::set_epoch(std::int64_t epoch, std::int64_t cursor) {
 
 bool Sampler::has_next() const {
   const std::int64_t left = num_samples_ - cursor_;
-  return drop_last_ ? left >= global_batch_size() : left > 0;
+  return last_batch_ == LastBatch::DropLast ? left >= global_batch_size() : left > 0;
 }
 
 StepSamples Sampler::next() {
   DPT_CHECK(has_next(), "Sampler::next() called at the end of epoch ", epoch_, " (cursor ", cursor_,
             "): check has_next() first");
-  const std::int64_t global = std::min(global_batch_size(), num_samples_ - cursor_);
+  const std::int64_t left = std::min(global_batch_size(), num_samples_ - cursor_);
+  const std::int64_t global = last_batch_ == LastBatch::Pad ? global_batch_size() : left;
   const std::int64_t begin = cursor_ + global * rank_ / world_size_;
   const std::int64_t end = cursor_ + global * (rank_ + 1) / world_size_;
-  StepSamples step{std::vector<std::int64_t>(order_.begin() + begin, order_.begin() + end), global, cursor_ + global};
+  StepSamples step{{}, global, cursor_ + left};
+  step.indices.reserve(static_cast<std::size_t>(end - begin));
+  // Positions past the end of the epoch wrap to its start (modulo N also covers N < world * batch).
+  for (std::int64_t position = begin; position < end; ++position) {
+    const std::int64_t wrapped = position < num_samples_ ? position : (position - num_samples_) % num_samples_;
+    step.indices.push_back(order_[static_cast<std::size_t>(wrapped)]);
+  }
   cursor_ = step.cursor_after;
   return step;
 }
 
 std::int64_t Sampler::steps_per_epoch() const {
   const std::int64_t g = global_batch_size();
-  return drop_last_ ? num_samples_ / g : (num_samples_ + g - 1) / g;
+  return last_batch_ == LastBatch::DropLast ? num_samples_ / g : (num_samples_ + g - 1) / g;
 }
 
 }  // namespace dpt::data

@@ -1,6 +1,8 @@
-// TensorSource: a Source over tensors already in memory, for synthetic data and tests.
+// TensorSource: a Source over tensors already in memory (synthetic data, tests, the loader's in-memory cache).
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "data/source.h"
@@ -22,5 +24,13 @@ class TensorSource final : public Source {
   at::Tensor targets_;
   std::string name_;
 };
+
+// The whole of `source` copied into memory (read in large sorted blocks) when its samples take at most
+// `budget_bytes`; otherwise `source` itself. Shuffling is global, so over its epochs a rank is given every sample:
+// caching "the rank's shard" means caching all of them, once, and later epochs never touch the files.
+std::shared_ptr<Source> cache_in_memory(std::shared_ptr<Source> source, std::int64_t budget_bytes);
+
+// Bytes the inputs and targets of all samples of `source` take in memory (as read_sorted returns them).
+std::int64_t source_bytes(Source& source);
 
 }  // namespace dpt::data

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "data/import_idx.h"
+#include "hdf5_test_file.h"
 
 namespace fs = std::filesystem;
 
@@ -29,43 +30,6 @@ fs::path fresh_test_dir() {
 }
 
 namespace {
-
-struct DatasetSpec {
-  std::string name;
-  hid_t file_type;
-  hid_t memory_type;
-  std::vector<hsize_t> dims;
-  const void* data;
-  std::vector<hsize_t> chunk = {};
-  int gzip = -1;
-};
-
-void write_file(const std::string& path, const std::vector<DatasetSpec>& datasets) {
-  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  ASSERT_GE(file, 0);
-  for (const auto& spec : datasets) {
-    const hid_t space = H5Screate_simple(static_cast<int>(spec.dims.size()), spec.dims.data(), nullptr);
-    const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
-    if (!spec.chunk.empty()) H5Pset_chunk(create, static_cast<int>(spec.chunk.size()), spec.chunk.data());
-    if (spec.gzip >= 0) H5Pset_deflate(create, static_cast<unsigned>(spec.gzip));
-    const hid_t dataset = H5Dcreate2(file, spec.name.c_str(), spec.file_type, space, H5P_DEFAULT, create, H5P_DEFAULT);
-    ASSERT_GE(dataset, 0) << spec.name;
-    if (spec.data != nullptr) {
-      ASSERT_GE(H5Dwrite(dataset, spec.memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, spec.data), 0) << spec.name;
-    }
-    H5Dclose(dataset);
-    H5Pclose(create);
-    H5Sclose(space);
-  }
-  H5Fclose(file);
-}
-
-template <typename T>
-std::vector<T> iota_values(std::size_t n, T start) {
-  std::vector<T> values(n);
-  std::iota(values.begin(), values.end(), start);
-  return values;
-}
 
 // The dpt::Error message that constructing a source over `path` raises ("" when it does not throw).
 std::string open_error(const std::string& path, const std::string& inputs = "images",

@@ -39,7 +39,7 @@ class RecordingSource : public Source {
   std::int64_t fail_at_;
 };
 
-Sampler make_sampler(int rank = 1, int world = 2) { return Sampler(kSamples, 3, rank, world, 5, true, false); }
+Sampler make_sampler(int rank = 1, int world = 2) { return Sampler(kSamples, 3, rank, world, 5, true); }
 
 std::vector<Batch> drain(Loader& loader) {
   std::vector<Batch> batches;
@@ -120,7 +120,7 @@ TEST(Loader, StartEpochDropsPrefetchedBatches) {
 }
 
 TEST(Loader, AnErrorInTheIoThreadSurfacesFromNext) {
-  Sampler sampler(kSamples, 4, 0, 1, 0, false, false);
+  Sampler sampler(kSamples, 4, 0, 1, 0, false);
   Loader loader(std::make_shared<RecordingSource>(9), sampler, Normalization{}, 2);
   loader.start_epoch(0);
   EXPECT_TRUE(loader.next().has_value());  // samples 0-3
@@ -136,7 +136,7 @@ TEST(Loader, AnErrorInTheIoThreadSurfacesFromNext) {
 
 TEST(Loader, OneDimensionalSamplesGetNoChannelAxis) {
   auto flat = std::make_shared<TensorSource>(at::ones({6, 5}, at::kDouble), at::zeros({6}, at::kInt));
-  Loader loader(flat, Sampler(6, 6, 0, 1, 0, false, false), Normalization{}, 0);
+  Loader loader(flat, Sampler(6, 6, 0, 1, 0, false), Normalization{}, 0);
   const auto batch = loader.next();
   ASSERT_TRUE(batch.has_value());
   EXPECT_EQ(batch->inputs.sizes(), (std::vector<std::int64_t>{6, 5}));
