@@ -1,7 +1,9 @@
 // CheckpointStore: content-addressed blobs, manifests published by directory rename, sha256-verified loads.
 #include "checkpoint/checkpoint_store.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,7 +13,9 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -38,8 +42,9 @@ struct StorePaths {
         blobs(root_dir / "blobs" / "sha256"),
         versions(root_dir / "versions"),
         staging(root_dir / "staging"),
-        aliases(root_dir / "aliases") {}
-  fs::path root, blobs, versions, staging, aliases;
+        aliases(root_dir / "aliases"),
+        locks(root_dir / "locks") {}
+  fs::path root, blobs, versions, staging, aliases, locks;
 };
 
 struct ManifestFile {
@@ -49,16 +54,18 @@ struct ManifestFile {
   std::string sha256;
 };
 
+constexpr const char* kLatest = "latest";
+
 using VersionDirs = std::vector<std::pair<std::int64_t, fs::path>>;
 
-std::string sha256_hex(const std::string& bytes) {
+std::string digest_hex(const std::string& bytes, const EVP_MD* type, const char* what) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  DPT_CHECK(context && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) == 1 &&
+  DPT_CHECK(context && EVP_DigestInit_ex(context.get(), type, nullptr) == 1 &&
                 EVP_DigestUpdate(context.get(), bytes.data(), bytes.size()) == 1 &&
                 EVP_DigestFinal_ex(context.get(), digest, &length) == 1,
-            "OpenSSL could not compute a sha256 digest; check the OpenSSL installation");
+            "OpenSSL could not compute a ", what, " digest; check the OpenSSL installation");
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < length; ++i) {
@@ -67,6 +74,8 @@ std::string sha256_hex(const std::string& bytes) {
   }
   return out;
 }
+
+std::string sha256_hex(const std::string& bytes) { return digest_hex(bytes, EVP_sha256(), "sha256"); }
 
 bool is_sha256_hex(const std::string& text) {
   return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -172,15 +181,11 @@ std::string damaged(const StorePaths& store, const fs::path& dir, const Manifest
          problem + "; " + older;
 }
 
-struct VerifiedFile {
-  ManifestFile file;
-  std::string bytes;
-};
-
-std::vector<VerifiedFile> read_verified_files(const fs::path& dir, const nlohmann::json& manifest) {
+// Reads every file of the version in `dir` and checks it against the manifest.
+VerifiedVersion read_verified(const fs::path& dir) {
   const StorePaths store(dir.parent_path().parent_path());
-  std::vector<VerifiedFile> out;
-  for (auto& file : manifest_files(manifest, dir)) {
+  VerifiedVersion out{dir.filename().string(), read_manifest(dir), {}};
+  for (auto& file : manifest_files(out.manifest, dir)) {
     const fs::path blob = store.blobs / file.sha256;
     std::error_code ec;
     DPT_CHECK(fs::is_regular_file(blob, ec), damaged(store, dir, file, "is missing (no blob " + blob.string() + ")"));
@@ -192,9 +197,88 @@ std::vector<VerifiedFile> read_verified_files(const fs::path& dir, const nlohman
     DPT_CHECK(
         actual == file.sha256,
         damaged(store, dir, file, "failed its sha256 check (blob " + blob.string() + " hashes to " + actual + ")"));
-    out.push_back({std::move(file), std::move(bytes)});
+    out.files[file.name] = std::move(bytes);
   }
   return out;
+}
+
+CheckpointContents decode(const VerifiedVersion& version, const fs::path& dir) {
+  CheckpointContents out;
+  for (const auto& file : manifest_files(version.manifest, dir)) {
+    const std::string& bytes = version.files.at(file.name);
+    if (file.kind == kTensorsKind) {
+      out.tensors[file.name.substr(0, file.name.size() - std::strlen(kTensorsSuffix))] =
+          decode_safetensors(bytes, (dir / file.name).string());
+    } else {
+      out.blobs[file.name] = bytes;
+    }
+  }
+  if (version.manifest.contains("state")) out.state = version.manifest["state"];
+  return out;
+}
+
+// An flock on locks/<name>.lock, released (with the descriptor) on destruction.
+class LockFile {
+ public:
+  LockFile(const StorePaths& store, const std::string& name) : path_(store.locks / (name + ".lock")) {
+    std::error_code ec;
+    fs::create_directories(store.locks, ec);
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  }
+  ~LockFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LockFile(const LockFile&) = delete;
+  LockFile& operator=(const LockFile&) = delete;
+
+  bool opened() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  const fs::path& path() const { return path_; }
+  bool lock(int operation) const {
+    while (::flock(fd_, operation) != 0) {
+      if (errno != EINTR) return false;
+    }
+    return true;
+  }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+};
+
+// Reads a version under a shared lock, so that GC (which needs the exclusive one) leaves it alone meanwhile.
+// A store on read-only media has no lock files; nobody can collect garbage there either.
+VerifiedVersion read_locked(const fs::path& dir) {
+  const StorePaths store(dir.parent_path().parent_path());
+  LockFile lock(store, dir.filename().string());
+  if (lock.opened()) lock.lock(LOCK_SH);
+  std::error_code ec;
+  DPT_CHECK(fs::is_regular_file(dir / kManifest, ec), "checkpoint ", dir.string(),
+            " was removed while opening it (garbage collection); resume from a version the retention keeps");
+  return read_verified(dir);
+}
+
+// Runs `open` on the version `ref` names; for "latest", on the newest version that opens without an error,
+// appending one line per skipped version to `skipped`.
+template <typename Open>
+auto open_version(const CheckpointStore& store, const std::string& ref, std::vector<std::string>* skipped,
+                  Open open) {
+  if (ref != kLatest) return open(fs::path(store.resolve(ref)));
+  const VersionDirs versions = version_dirs(StorePaths(store.root()).versions);
+  if (versions.empty()) store.resolve(ref);  // throws the "nothing published" error
+  for (auto it = versions.rbegin();; ++it) {
+    try {
+      return open(it->second);
+    } catch (const Error& e) {
+      if (std::next(it) == versions.rend()) throw;
+      if (skipped) skipped->push_back(e.message());
+    }
+  }
 }
 
 // A file of the new version, with its bytes owned elsewhere (the caller's blob or an encoded tensor file).
@@ -203,7 +287,19 @@ struct PendingFile {
   const char* kind;
   const std::string* bytes;
   std::string sha256;
+  std::string md5;
 };
+
+// Both digests of every file, each on its own thread: hashing is most of a save's CPU time.
+void compute_digests(std::vector<PendingFile>& files) {
+  std::vector<std::future<void>> work;
+  for (auto& file : files) {
+    work.push_back(std::async(std::launch::async, [&file] { file.sha256 = sha256_hex(*file.bytes); }));
+    // md5 beside sha256: object stores (S3 ETags, Content-MD5) check uploads with it.
+    work.push_back(std::async(std::launch::async, [&file] { file.md5 = digest_hex(*file.bytes, EVP_md5(), "md5"); }));
+  }
+  for (auto& done : work) done.get();
+}
 
 void write_blob(const StorePaths& store, const PendingFile& file) {
   const fs::path blob = store.blobs / file.sha256;
@@ -217,15 +313,19 @@ std::string unique_suffix() {
   return std::to_string(::getpid()) + "-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
+void remove_path(const fs::path& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  DPT_CHECK(!ec, "cannot remove ", path.string(), ": ", ec.message(), "; check its permissions or delete it by hand");
+}
+
 // Renaming into staging/ first makes the removal atomic: a crash mid-delete must not leave a version whose
 // manifest is still in place while its files are half gone.
 void remove_version(const StorePaths& store, const fs::path& dir) {
   const fs::path doomed = store.staging / ("removing-" + dir.filename().string() + "-" + unique_suffix());
   DPT_CHECK(::rename(dir.c_str(), doomed.c_str()) == 0, "cannot remove checkpoint version ", dir.string(), ": ",
             std::strerror(errno), "; check the permissions of ", store.versions.string());
-  std::error_code ec;
-  fs::remove_all(doomed, ec);
-  DPT_CHECK(!ec, "cannot remove ", doomed.string(), ": ", ec.message(), "; delete it by hand");
+  remove_path(doomed);
 }
 
 void collect_garbage(const StorePaths& store, const VersionDirs& kept) {
@@ -236,21 +336,61 @@ void collect_garbage(const StorePaths& store, const VersionDirs& kept) {
     }
   }
   for (const auto& blob : directory_entries(store.blobs)) {
-    if (!is_sha256_hex(blob.filename().string()) || referenced.count(blob.filename().string()) > 0) continue;
-    std::error_code ec;
-    fs::remove(blob, ec);
-    DPT_CHECK(!ec, "cannot remove unreferenced checkpoint blob ", blob.string(), ": ", ec.message(),
-              "; check the permissions of ", store.blobs.string());
+    const std::string name = blob.filename().string();
+    // Temp files of a writer killed mid-write hold ".tmp-"; the caller holds the writer lock, so none is live.
+    const bool unreferenced = is_sha256_hex(name) && referenced.count(name) == 0;
+    if (unreferenced || name.find(".tmp-") != std::string::npos) remove_path(blob);
+  }
+  for (const auto& leftover : directory_entries(store.staging)) {
+    const std::string name = leftover.filename().string();
+    if (name.rfind("publish-", 0) == 0 || name.rfind("removing-", 0) == 0) remove_path(leftover);
   }
 }
 
+bool is_alias_name(const std::string& name) {
+  return !name.empty() && name.size() <= 64 && name != kLatest && parse_version_name(name) < 0 &&
+         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == std::string::npos;
+}
+
+std::string read_alias(const fs::path& file) {
+  std::string text = read_file(file.string());
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+std::string host_name() {
+  char buffer[256] = {};
+  ::gethostname(buffer, sizeof(buffer) - 1);
+  return buffer;
+}
+
 }  // namespace
+
+WriterLock::WriterLock(const std::string& root) {
+  const StorePaths store(root);
+  LockFile lock(store, "writer");
+  DPT_CHECK(lock.opened(), "cannot open ", lock.path().string(), ": ", std::strerror(errno), kWritableHint);
+  if (!lock.lock(LOCK_EX | LOCK_NB)) {
+    DPT_CHECK(errno == EWOULDBLOCK, "cannot lock ", lock.path().string(), ": ", std::strerror(errno), kWritableHint);
+    DPT_THROW("checkpoint store ", root, " is in use by another job (", read_alias(lock.path()),
+              "); give this run its own checkpoint.dir, or wait until that job has ended");
+  }
+  const std::string holder = "pid " + std::to_string(::getpid()) + " on " + host_name() + " since " +
+                             utc_now_text("%Y-%m-%dT%H:%M:%SZ") + "\n";
+  // Only for the message above: the flock, not this text, is the lock.
+  if (::ftruncate(lock.fd(), 0) == 0 && ::pwrite(lock.fd(), holder.data(), holder.size(), 0) < 0) errno = 0;
+  fd_ = lock.release();
+}
+
+WriterLock::~WriterLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 CheckpointStore::CheckpointStore(std::string root) : root_(std::move(root)) {}
 
 void CheckpointStore::check_writable() const {
   const StorePaths store(root_);
-  for (const fs::path& dir : {store.blobs, store.versions, store.staging, store.aliases}) {
+  for (const fs::path& dir : {store.blobs, store.versions, store.staging, store.aliases, store.locks}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     DPT_CHECK(!ec, "checkpoint directory ", root_, " cannot be used: creating ", dir.string(),
@@ -279,13 +419,14 @@ std::string CheckpointStore::publish(const CheckpointContents& contents) {
               "' is not a plain file name; use a name without '/'");
     DPT_CHECK(names.insert(name).second, "checkpoint file name '", name,
               "' is reserved or used twice; give each tensor file and blob its own name");
-    files.push_back({name, kind, &bytes, sha256_hex(bytes)});
+    files.push_back({name, kind, &bytes, "", ""});
   };
   for (const auto& [stem, tensors] : contents.tensors) {
     encoded.push_back(encode_safetensors(tensors, {{"format", "pt"}}));
     add(stem + kTensorsSuffix, kTensorsKind, encoded.back());
   }
   for (const auto& [name, bytes] : contents.blobs) add(name, kBlobKind, bytes);
+  compute_digests(files);
 
   nlohmann::json manifest = {{"format_version", kFormatVersion}, {"created", utc_now_text("%Y-%m-%dT%H:%M:%SZ")}};
   if (contents.state.is_object() && contents.state.contains("step") && contents.state["step"].is_number_integer()) {
@@ -293,8 +434,11 @@ std::string CheckpointStore::publish(const CheckpointContents& contents) {
   }
   manifest["files"] = nlohmann::json::array();
   for (const auto& file : files) {
-    manifest["files"].push_back(
-        {{"name", file.name}, {"kind", file.kind}, {"size", file.bytes->size()}, {"sha256", file.sha256}});
+    manifest["files"].push_back({{"name", file.name},
+                                 {"kind", file.kind},
+                                 {"size", file.bytes->size()},
+                                 {"sha256", file.sha256},
+                                 {"md5", file.md5}});
   }
   manifest["state"] = contents.state;
   std::string manifest_text;
@@ -324,7 +468,7 @@ std::string CheckpointStore::publish(const CheckpointContents& contents) {
     throw;
   }
   fsync_directory(store.versions.string());
-  write_file_atomic((store.aliases / "latest").string(), name + "\n");
+  write_file_atomic((store.aliases / kLatest).string(), name + "\n");
   return name;
 }
 
@@ -348,61 +492,93 @@ std::string CheckpointStore::resolve(const std::string& ref) const {
   const StorePaths store(root_);
   // "latest" is the newest published version, not the alias file: a crash between publishing a version and
   // updating the alias must not hide that version.
-  if (ref == "latest") {
+  if (ref == kLatest) {
     const VersionDirs versions = version_dirs(store.versions);
     DPT_CHECK(!versions.empty(), "no checkpoint in ", root_,
               ": nothing has been published there yet; check checkpoint.dir or start training without resuming");
     return versions.back().second.string();
   }
   const std::int64_t number = parse_version_name(ref);
+  std::error_code ec;
   if (number >= 0) {
     const fs::path dir = store.versions / version_name(number);
-    std::error_code ec;
     DPT_CHECK(fs::is_regular_file(dir / kManifest, ec), "no checkpoint version ", ref, " in ", root_, " (",
               available_versions(version_dirs(store.versions)), "); pick one of those or \"latest\"");
     return dir.string();
   }
+  if (is_alias_name(ref) && fs::is_regular_file(store.aliases / ref, ec)) {
+    const std::string target = read_alias(store.aliases / ref);
+    const std::int64_t aliased = parse_version_name(target);
+    const fs::path dir = store.versions / version_name(std::max<std::int64_t>(aliased, 0));
+    DPT_CHECK(aliased >= 0 && fs::is_regular_file(dir / kManifest, ec), "alias '", ref, "' in ", root_,
+              " points at '", target, "', which is not a version in the store; set it again with dptrain ckpt tag");
+    return dir.string();
+  }
   fs::path dir = fs::absolute(ref).lexically_normal();
   if (dir.filename().empty()) dir = dir.parent_path();
-  std::error_code ec;
   DPT_CHECK(fs::is_regular_file(dir / kManifest, ec), "checkpoint reference '", ref,
-            "' is not \"latest\", a version name such as v3, or a version directory holding ", kManifest, " (",
-            available_versions(version_dirs(store.versions)), " in ", root_, ")");
+            "' is not \"latest\", a version name such as v3, an alias such as \"best\", or a version directory ",
+            "holding ", kManifest, " (", available_versions(version_dirs(store.versions)), " in ", root_, ")");
   return dir.string();
 }
 
-CheckpointContents CheckpointStore::load(const std::string& ref) const {
-  const fs::path dir = resolve(ref);
-  const nlohmann::json manifest = read_manifest(dir);
-  CheckpointContents out;
-  for (auto& verified : read_verified_files(dir, manifest)) {
-    const std::string& name = verified.file.name;
-    if (verified.file.kind == kTensorsKind) {
-      out.tensors[name.substr(0, name.size() - std::strlen(kTensorsSuffix))] =
-          decode_safetensors(verified.bytes, (dir / name).string());
-    } else {
-      out.blobs[name] = std::move(verified.bytes);
-    }
+VerifiedVersion CheckpointStore::read(const std::string& ref, std::vector<std::string>* skipped) const {
+  return open_version(*this, ref, skipped, [](const fs::path& dir) { return read_locked(dir); });
+}
+
+CheckpointContents CheckpointStore::load(const std::string& ref, std::vector<std::string>* skipped) const {
+  return open_version(*this, ref, skipped, [](const fs::path& dir) { return decode(read_locked(dir), dir); });
+}
+
+void CheckpointStore::verify(const std::string& ref) const { read(resolve(ref)); }
+
+nlohmann::json CheckpointStore::manifest(const std::string& ref) const { return read_manifest(resolve(ref)); }
+
+void CheckpointStore::set_alias(const std::string& name, const std::string& ref) {
+  DPT_CHECK(is_alias_name(name), "cannot use '", name, "' as a checkpoint alias: use letters, digits, '_' or '-', ",
+            "and neither \"latest\" nor a version-like name such as v3");
+  const std::string target = fs::path(resolve(ref)).filename().string();
+  check_writable();
+  write_file_atomic((StorePaths(root_).aliases / name).string(), target + "\n");
+}
+
+std::map<std::string, std::string> CheckpointStore::aliases() const {
+  std::map<std::string, std::string> out;
+  for (const auto& file : directory_entries(StorePaths(root_).aliases)) {
+    const std::string name = file.filename().string();
+    if (name == kLatest || is_alias_name(name)) out[name] = read_alias(file);
   }
-  if (manifest.contains("state")) out.state = manifest["state"];
   return out;
 }
 
-void CheckpointStore::verify(const std::string& ref) const {
-  const fs::path dir = resolve(ref);
-  read_verified_files(dir, read_manifest(dir));
-}
-
-void CheckpointStore::keep_last(int k) {
-  DPT_CHECK(k >= 0, "keep_last(", k, "): the number of versions to keep must be 0 (keep all) or more");
-  if (k == 0) return;
+std::vector<std::string> CheckpointStore::gc(const RetentionPolicy& policy) {
+  DPT_CHECK(policy.keep_last >= 0 && policy.keep_every >= 0, "retention keep_last = ", policy.keep_last,
+            " and keep_every = ", policy.keep_every, " must be 0 (off) or more");
   check_writable();
   const StorePaths store(root_);
   const VersionDirs versions = version_dirs(store.versions);
-  const std::size_t removed = versions.size() > static_cast<std::size_t>(k) ? versions.size() - k : 0;
-  for (std::size_t i = 0; i < removed; ++i) remove_version(store, versions[i].second);
-  if (removed > 0) fsync_directory(store.versions.string());
-  collect_garbage(store, VersionDirs(versions.begin() + static_cast<std::ptrdiff_t>(removed), versions.end()));
+  std::set<std::string> aliased;
+  for (const auto& [alias, version] : aliases()) aliased.insert(version);
+  VersionDirs kept;
+  std::vector<std::string> removed;
+  for (std::size_t i = 0; i < versions.size(); ++i) {
+    const auto& [number, dir] = versions[i];
+    const std::string name = dir.filename().string();
+    const bool keep = policy.keep_last == 0 || i + static_cast<std::size_t>(policy.keep_last) >= versions.size() ||
+                      (policy.keep_every > 0 && number % policy.keep_every == 0) || aliased.count(name) > 0 ||
+                      i + 1 == versions.size();
+    LockFile lock(store, name);
+    if (keep || !lock.opened() || !lock.lock(LOCK_EX | LOCK_NB)) {
+      kept.push_back(versions[i]);
+      continue;
+    }
+    remove_version(store, dir);
+    ::unlink(lock.path().c_str());
+    removed.push_back(name);
+  }
+  if (!removed.empty()) fsync_directory(store.versions.string());
+  collect_garbage(store, kept);
+  return removed;
 }
 
 }  // namespace dpt::checkpoint

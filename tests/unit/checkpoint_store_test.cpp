@@ -1,14 +1,19 @@
-// Tests for CheckpointStore: round trip, dedup, damage detection, latest, keep_last, unwritable roots, crash leftovers.
+// Tests for CheckpointStore: round trip, dedup, damage and fallback, latest, aliases, retention with readers and
+// the writer lock, unwritable roots, crash leftovers.
 #include "checkpoint/checkpoint_store.h"
+#include "checkpoint/checkpointer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
+#include <fcntl.h>
+
 #include <fstream>
 #include <regex>
 #include <set>
@@ -112,6 +117,7 @@ TEST_F(CheckpointStoreTest, PublishListResolveLoadRoundTrip) {
     EXPECT_EQ(fs::file_size(blob_of("v000001", file["name"])), file["size"].get<std::uint64_t>());
   }
   EXPECT_EQ(names, (std::set<std::string>{"model.safetensors", "ema.safetensors", "optimizer.pt"}));
+  for (const auto& file : written["files"]) EXPECT_EQ(file["md5"].get<std::string>().size(), 32u) << file;
   // The stored model is a plain safetensors file that other tools can read.
   EXPECT_EQ(encode_safetensors(read_safetensors(blob_of("v000001", "model.safetensors").string())),
             encode_safetensors(original.tensors.at("model")));
@@ -173,12 +179,17 @@ TEST_F(CheckpointStoreTest, DamagedBlobFailsLoadNamingTheFileAndAnOlderVersion) 
 
   const auto damaged = ThrowsMessage<Error>(AllOf(HasSubstr("v000002"), HasSubstr("model.safetensors"),
                                                   HasSubstr("sha256"), HasSubstr("older version such as v000001")));
-  EXPECT_THAT([&] { store.load("latest"); }, damaged);
-  EXPECT_THAT([&] { store.verify("v2"); }, damaged);
+  EXPECT_THAT([&] { store.load("v2"); }, damaged);
+  EXPECT_THAT([&] { store.verify("latest"); }, damaged) << "verify checks the newest version itself";
   expect_same(store.load("v1"), sample(1, 1));
 
+  // Resuming from "latest" falls back past the damaged version and says so, once.
+  std::vector<std::string> skipped;
+  expect_same(store.load("latest", &skipped), sample(1, 1));
+  EXPECT_THAT(skipped, ElementsAre(AllOf(HasSubstr("v000002"), HasSubstr("sha256"))));
+
   fs::remove(blob_of("v000001", "optimizer.pt"));
-  EXPECT_THAT([&] { store.load("v1"); },
+  EXPECT_THAT([&] { store.load("latest"); },
               ThrowsMessage<Error>(AllOf(HasSubstr("v000001"), HasSubstr("optimizer.pt is missing"),
                                          HasSubstr("no older version exists"))));
 }
@@ -193,30 +204,86 @@ TEST_F(CheckpointStoreTest, LatestIsTheNewestVersion) {
   EXPECT_EQ(alias, "v000003");
 }
 
-TEST_F(CheckpointStoreTest, KeepLastRemovesOldVersionsAndUnreferencedBlobs) {
+TEST_F(CheckpointStoreTest, PartialNewestVersionIsSkippedByLatest) {
   CheckpointStore store(root());
-  for (int step = 1; step <= 4; ++step) store.publish(sample(static_cast<float>(step), step));
-  const fs::path shared_ema = blob_of("v000001", "ema.safetensors");
-  EXPECT_THROW(store.keep_last(-1), Error);
-  store.keep_last(0);
-  EXPECT_EQ(store.list().size(), 4u);
+  store.publish(sample(1, 1));
+  store.publish(sample(2, 2));
+  // A manifest cut short, as a copy or a disk error could leave it.
+  fs::resize_file(root_ / "versions" / "v000002" / "manifest.json", 40);
+  std::vector<std::string> skipped;
+  expect_same(store.load("latest", &skipped), sample(1, 1));
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_THAT(skipped[0], HasSubstr("v000002"));
+}
 
-  store.keep_last(2);
-  EXPECT_THAT(version_names(store), ElementsAre("v000003", "v000004"));
+TEST_F(CheckpointStoreTest, RetentionKeepsLastEveryMthAliasedAndReaderHeldVersions) {
+  CheckpointStore store(root());
+  for (int step = 1; step <= 10; ++step) store.publish(sample(static_cast<float>(step), step));
+  const fs::path shared_ema = blob_of("v000001", "ema.safetensors");
+  store.set_alias("release-1", "v2");
+  EXPECT_THROW(store.set_alias("v7", "v2"), Error) << "a version-like alias would never resolve";
+  EXPECT_THROW(store.set_alias("latest", "v2"), Error);
+  EXPECT_EQ(fs::path(store.resolve("release-1")), root_ / "versions" / "v000002");
+
+  // A reader holding v3 open (the lock protocol of CheckpointStore::read).
+  fs::create_directories(root_ / "locks");
+  const int reader = ::open((root_ / "locks" / "v000003.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(reader, 0);
+  ASSERT_EQ(::flock(reader, LOCK_SH), 0);
+
+  EXPECT_THROW(store.gc({-1, 0}), Error);
+  EXPECT_TRUE(store.gc({0, 0}).empty()) << "keep_last = 0 keeps everything";
+  EXPECT_THAT(store.gc({2, 4}), ElementsAre("v000001", "v000005", "v000006", "v000007"));
+  EXPECT_THAT(version_names(store), ElementsAre("v000002", "v000003", "v000004", "v000008", "v000009", "v000010"));
   std::set<std::string> referenced;
-  for (const std::string version : {"v000003", "v000004"}) {
+  for (const auto& version : version_names(store)) {
     const nlohmann::json written = manifest(version);
     for (const auto& file : written["files"]) referenced.insert(file["sha256"].get<std::string>());
   }
-  EXPECT_EQ(blob_files(), referenced);
+  EXPECT_EQ(blob_files(), referenced) << "exactly the blobs of the kept versions remain";
   EXPECT_TRUE(fs::exists(shared_ema)) << "a blob still referenced must survive";
-  expect_same(store.load("v3"), sample(3, 3));
-  expect_same(store.load("latest"), sample(4, 4));
+  for (const auto& version : version_names(store)) store.verify(version);
 
-  EXPECT_EQ(store.publish(sample(5, 5)), "v000005");
-  store.keep_last(1);
-  EXPECT_THAT(version_names(store), ElementsAre("v000005"));
-  expect_same(store.load("latest"), sample(5, 5));
+  ::close(reader);  // the reader is done: v3 can go now, v2 stays while tagged
+  EXPECT_THAT(store.gc({2, 4}), ElementsAre("v000003"));
+  store.set_alias("release-1", "v9");
+  EXPECT_THAT(store.gc({1, 0}), ElementsAre("v000002", "v000004", "v000008"));
+  EXPECT_THAT(version_names(store), ElementsAre("v000009", "v000010"));
+  expect_same(store.load("release-1"), sample(9, 9));
+  expect_same(store.load("latest"), sample(10, 10));
+}
+
+TEST_F(CheckpointStoreTest, AliasToARemovedVersionFailsClearly) {
+  CheckpointStore store(root());
+  store.publish(sample(1, 1));
+  fs::create_directories(root_ / "aliases");
+  std::ofstream(root_ / "aliases" / "best") << "v000007\n";
+  EXPECT_THAT([&] { store.load("best"); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("alias 'best'"), HasSubstr("v000007"))));
+}
+
+TEST_F(CheckpointStoreTest, WriterLockAdmitsOneJobAtATime) {
+  CheckpointStore store(root());
+  store.check_writable();
+  {
+    WriterLock first(root());
+    EXPECT_THAT([&] { WriterLock second(root()); },
+                ThrowsMessage<Error>(AllOf(HasSubstr(root()), HasSubstr("in use by another job"),
+                                           HasSubstr("pid " + std::to_string(::getpid())))));
+  }
+  WriterLock after_release(root());
+}
+
+TEST_F(CheckpointStoreTest, GcRemovesWhatACrashedWriterLeftBehind) {
+  CheckpointStore store(root());
+  store.publish(sample(1, 1));
+  fs::create_directories(root_ / "staging" / "publish-123-456");
+  std::ofstream(root_ / "blobs" / "sha256" / (std::string(64, 'a') + ".tmp-123-0")) << "half a blob";
+  std::ofstream(root_ / "blobs" / "sha256" / std::string(64, 'b')) << "a blob no version references";
+  store.gc({});
+  EXPECT_TRUE(fs::is_empty(root_ / "staging"));
+  EXPECT_EQ(blob_files().size(), 3u);
+  expect_same(store.load("latest"), sample(1, 1));
 }
 
 TEST_F(CheckpointStoreTest, UnwritableRootFailsNamingTheDirectory) {
@@ -304,6 +371,78 @@ TEST_F(CheckpointStoreTest, FailedWritesNameThePathAndKeepEarlierVersions) {
   expect_same(store.load("latest"), sample(1, 1));
   EXPECT_TRUE(fs::is_empty(root_ / "staging")) << "the failed publish's staging dir must be cleaned up";
   for (const auto& blob : blob_files()) EXPECT_EQ(blob.find(".tmp"), std::string::npos) << blob;
+}
+
+CheckpointerOptions options_for(const std::string& root, bool async) {
+  CheckpointerOptions options;
+  options.dir = root;
+  options.async = async;
+  options.retention = {1, 0};
+  options.best_metric = "eval/loss";
+  options.best_is_max = false;
+  return options;
+}
+
+CheckpointContents with_loss(std::int64_t step, double loss) {
+  CheckpointContents contents = sample(static_cast<float>(step), step);
+  contents.state["metrics"] = {{"eval/loss", loss}};
+  return contents;
+}
+
+TEST_F(CheckpointStoreTest, CheckpointerKeepsBestAndLatestUnderRetention) {
+  for (const bool async : {false, true}) {
+    SCOPED_TRACE(async ? "async" : "sync");
+    fs::remove_all(root_);
+    Checkpointer checkpointer(options_for(root(), async));
+    for (const auto& [step, loss] : std::vector<std::pair<int, double>>{{1, 0.5}, {2, 0.3}, {3, 0.4}, {4, 0.35}}) {
+      checkpointer.save(with_loss(step, loss));
+    }
+    EXPECT_EQ(checkpointer.wait(), "v000004");
+    const CheckpointStore& store = checkpointer.store();
+    EXPECT_EQ(store.aliases().at("best"), "v000002");
+    EXPECT_THAT(version_names(store), ElementsAre("v000002", "v000004")) << "keep_last = 1 plus the best version";
+    expect_same(store.load("best"), with_loss(2, 0.3));
+    expect_same(store.load("latest"), with_loss(4, 0.35));
+  }
+}
+
+TEST_F(CheckpointStoreTest, CheckpointerHoldsTheWriterLock) {
+  Checkpointer first(options_for(root(), false));
+  EXPECT_THAT([&] { Checkpointer second(options_for(root(), false)); },
+              ThrowsMessage<Error>(HasSubstr("in use by another job")));
+}
+
+TEST_F(CheckpointStoreTest, FailedSaveStopsOrContinuesAsConfiguredAndKeepsEarlierVersions) {
+  for (const bool async : {false, true}) {
+    for (const bool stop : {true, false}) {
+      SCOPED_TRACE(std::string(async ? "async" : "sync") + (stop ? " stop" : " continue"));
+      fs::remove_all(root_);
+      CheckpointerOptions options = options_for(root(), async);
+      options.stop_on_error = stop;
+      options.retention = {};
+      Checkpointer checkpointer(options);
+      checkpointer.save(with_loss(1, 0.5));
+      checkpointer.wait();
+      CheckpointContents big = with_loss(2, 0.1);
+      big.blobs["optimizer.pt"] = std::string(200000, 'x');
+      {
+        FileSizeLimit limit(64 * 1024);  // "disk full" for the new version's blob
+        const auto save_and_wait = [&] {
+          checkpointer.save(big);
+          checkpointer.wait();
+        };
+        if (stop) {
+          EXPECT_THAT(save_and_wait, ThrowsMessage<Error>(HasSubstr(root())));
+        } else {
+          EXPECT_NO_THROW(save_and_wait());
+        }
+      }
+      EXPECT_EQ(checkpointer.wait(), "v000001");
+      checkpointer.save(with_loss(3, 0.4));  // the store works again once there is space
+      EXPECT_EQ(checkpointer.wait(), "v000002");
+      expect_same(checkpointer.store().load("v1"), with_loss(1, 0.5));
+    }
+  }
 }
 
 }  // namespace

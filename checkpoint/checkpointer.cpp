@@ -1,0 +1,141 @@
+// Checkpointer: publish + retention + `best`, on the caller's thread or on one background thread.
+#include "checkpoint/checkpointer.h"
+
+#include <H5public.h>
+#include <mpi.h>
+#include <torch/version.h>
+
+#include <iostream>
+#include <utility>
+
+#include "core/check.h"
+
+#ifndef DPTRAIN_GIT_COMMIT
+#define DPTRAIN_GIT_COMMIT "unknown"
+#endif
+
+namespace dpt::checkpoint {
+
+CheckpointerOptions CheckpointerOptions::from_config(const Config& config) {
+  CheckpointerOptions options;
+  options.dir = config.get_string("checkpoint.dir");
+  options.async = config.get_bool("checkpoint.async");
+  options.retention = {config.get_int("checkpoint.keep_last"), config.get_int("checkpoint.keep_every")};
+  options.best_metric = config.get_string("checkpoint.best_metric");
+  options.best_is_max = config.get_string("checkpoint.best_mode") == "max";
+  options.stop_on_error = config.get_string("checkpoint.on_error") == "stop";
+  return options;
+}
+
+at::Tensor host_copy(const at::Tensor& tensor) {
+  const at::Tensor detached = tensor.detach();
+  return detached.is_cpu() ? detached.clone() : detached.to(at::kCPU);
+}
+
+nlohmann::json build_info() {
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(mpi, &length);  // callable before MPI_Init
+  std::string mpi_text(mpi, static_cast<std::size_t>(length));
+  mpi_text = mpi_text.substr(0, mpi_text.find_first_of(",\n"));
+  return {{"git_commit", DPTRAIN_GIT_COMMIT},
+          {"libtorch", TORCH_VERSION},
+          {"hdf5", std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(release)},
+          {"mpi", mpi_text}};
+}
+
+Checkpointer::Checkpointer(CheckpointerOptions options) : options_(std::move(options)), store_(options_.dir) {
+  store_.check_writable();
+  lock_ = std::make_unique<WriterLock>(options_.dir);
+}
+
+Checkpointer::~Checkpointer() {
+  join_worker();
+  if (worker_error_) {
+    try {
+      std::rethrow_exception(worker_error_);
+    } catch (const std::exception& e) {
+      std::cerr << "dptrain: warning: checkpoint save failed: " << e.what() << std::endl;
+    }
+  }
+}
+
+void Checkpointer::join_worker() {
+  if (worker_.joinable()) worker_.join();
+}
+
+void Checkpointer::handle(std::exception_ptr error) {
+  if (!error) return;
+  if (options_.stop_on_error) std::rethrow_exception(error);
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::cerr << "dptrain: warning: checkpoint save failed, training continues (checkpoint.on_error = "
+              << "\"continue\"): " << e.what() << std::endl;
+  }
+}
+
+void Checkpointer::save(CheckpointContents contents) {
+  wait();
+  if (!options_.async) {
+    try {
+      publish(contents);
+    } catch (...) {
+      handle(std::current_exception());
+    }
+    return;
+  }
+  worker_ = std::thread([this, owned = std::move(contents)] {
+    try {
+      publish(owned);
+    } catch (...) {
+      worker_error_ = std::current_exception();
+    }
+  });
+}
+
+std::string Checkpointer::wait() {
+  join_worker();
+  std::exception_ptr error = std::exchange(worker_error_, nullptr);
+  handle(error);
+  return last_version_;
+}
+
+void Checkpointer::publish(const CheckpointContents& contents) {
+  const std::string version = store_.publish(contents);
+  last_version_ = version;
+  if (!options_.best_metric.empty()) update_best(version, contents.state);
+  store_.gc(options_.retention);
+}
+
+void Checkpointer::update_best(const std::string& version, const nlohmann::json& state) {
+  const auto metric_of = [&](const nlohmann::json& saved) -> const nlohmann::json* {
+    if (!saved.is_object() || !saved.contains("metrics")) return nullptr;
+    const auto& metrics = saved["metrics"];
+    if (!metrics.is_object() || !metrics.contains(options_.best_metric)) return nullptr;
+    return metrics[options_.best_metric].is_number() ? &metrics[options_.best_metric] : nullptr;
+  };
+  const nlohmann::json* value = metric_of(state);
+  if (!value) return;
+  const auto aliases = store_.aliases();
+  const auto best = aliases.find("best");
+  if (best != aliases.end()) {
+    nlohmann::json previous;
+    try {
+      previous = store_.manifest(best->second);
+    } catch (const Error&) {
+      // The old best is gone or unreadable: the new version replaces it.
+    }
+    const nlohmann::json* old_value = previous.contains("state") ? metric_of(previous["state"]) : nullptr;
+    if (old_value) {
+      const double now = value->get<double>();
+      const double then = old_value->get<double>();
+      if (options_.best_is_max ? now <= then : now >= then) return;
+    }
+  }
+  store_.set_alias("best", version);
+}
+
+}  // namespace dpt::checkpoint

@@ -1,0 +1,72 @@
+// Checkpointer: the training side of a CheckpointStore — synchronous or background saves, retention and the
+// `best` alias after every publish, the store's writer lock, and what a failed save does.
+#pragma once
+
+#include <exception>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/checkpoint_store.h"
+#include "core/config.h"
+
+namespace dpt::checkpoint {
+
+// The checkpoint.* config keys that shape saving.
+struct CheckpointerOptions {
+  std::string dir;
+  bool async = false;          // checkpoint.async
+  RetentionPolicy retention;   // checkpoint.keep_last, checkpoint.keep_every
+  std::string best_metric;     // checkpoint.best_metric ("" : no `best` alias)
+  bool best_is_max = true;     // checkpoint.best_mode = "max"
+  bool stop_on_error = true;   // checkpoint.on_error = "stop"
+
+  static CheckpointerOptions from_config(const Config& config);
+};
+
+// A copy of `tensor` in host memory that training may not change: the CPU tensor itself would be aliased by
+// the saved snapshot, so it is cloned; other devices copy anyway.
+at::Tensor host_copy(const at::Tensor& tensor);
+
+// What the checkpoint records about the build: the project's git commit (at configure time) and the LibTorch,
+// HDF5 and MPI library versions.
+nlohmann::json build_info();
+
+class Checkpointer {
+ public:
+  // Takes the store's WriterLock and checks that the store is writable; both fail with a dpt::Error.
+  explicit Checkpointer(CheckpointerOptions options);
+  // Waits for a save in flight; its error, if any, is reported on stderr, not thrown.
+  ~Checkpointer();
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Publishes `contents` (tensors already in host memory, see host_copy), then collects garbage and updates
+  // `best`. Synchronous: returns when published. Async: waits for the previous save (at most one in flight),
+  // then hands this one to a background thread and returns at once. A failed save throws (on_error = stop) or
+  // prints one warning line (continue); a background failure surfaces at the next save() or wait().
+  void save(CheckpointContents contents);
+
+  // Waits for the save in flight (handling its error as save() does); returns the newest version this
+  // Checkpointer published ("" when none).
+  std::string wait();
+
+  const CheckpointStore& store() const { return store_; }
+
+ private:
+  void publish(const CheckpointContents& contents);
+  void update_best(const std::string& version, const nlohmann::json& state);
+  void handle(std::exception_ptr error);
+  void join_worker();
+
+  CheckpointerOptions options_;
+  CheckpointStore store_;
+  std::unique_ptr<WriterLock> lock_;
+  std::thread worker_;
+  std::exception_ptr worker_error_;
+  std::string last_version_;
+};
+
+}  // namespace dpt::checkpoint

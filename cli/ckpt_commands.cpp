@@ -1,0 +1,198 @@
+// `dptrain ckpt`: inspect, verify, compare, tag, export and garbage-collect the versions of a checkpoint store.
+#include "cli/ckpt_commands.h"
+
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <set>
+
+#include "checkpoint/checkpoint_store.h"
+#include "checkpoint/durable_file.h"
+#include "core/check.h"
+
+namespace dpt::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CkptArgs {
+  std::string dir = "checkpoints";
+  std::vector<std::string> refs;
+  std::string out;
+  checkpoint::RetentionPolicy retention;
+};
+
+std::string json_text(const nlohmann::json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+
+void list(const CkptArgs& args) {
+  const checkpoint::CheckpointStore store(args.dir);
+  const auto versions = store.list();
+  if (versions.empty()) {
+    std::cout << "no checkpoints in " << args.dir << "\n";
+    return;
+  }
+  std::map<std::string, std::string> aliases_of;
+  for (const auto& [alias, version] : store.aliases()) {
+    aliases_of[version] += (aliases_of[version].empty() ? "" : ",") + alias;
+  }
+  std::cout << std::left << std::setw(10) << "version" << std::setw(10) << "step" << std::setw(24) << "created"
+            << std::setw(16) << "aliases" << "path\n";
+  for (const auto& v : versions) {
+    std::cout << std::setw(10) << v.name << std::setw(10) << v.step << std::setw(24) << v.created << std::setw(16)
+              << (aliases_of.count(v.name) ? aliases_of[v.name] : "-") << v.path << "\n";
+  }
+}
+
+void show(const CkptArgs& args) {
+  std::cout << checkpoint::CheckpointStore(args.dir).manifest(args.refs.at(0)).dump(2) << "\n";
+}
+
+void verify(const CkptArgs& args) {
+  const checkpoint::CheckpointStore store(args.dir);
+  std::vector<std::string> refs = args.refs;
+  if (refs.empty()) {
+    for (const auto& version : store.list()) refs.push_back(version.name);
+  }
+  std::size_t damaged = 0;
+  for (const auto& ref : refs) {
+    try {
+      store.verify(ref);
+      std::cout << "ok       " << ref << "\n";
+    } catch (const Error& e) {
+      ++damaged;
+      std::cout << "DAMAGED  " << ref << ": " << e.message() << "\n";
+    }
+  }
+  DPT_CHECK(damaged == 0, damaged, " of ", refs.size(), " checkpoint versions in ", args.dir,
+            " failed verification (listed above); resume from one marked ok");
+}
+
+// Keys whose values differ between two JSON objects, with both values, as "prefix key: a -> b" lines.
+void print_differences(const std::string& prefix, const nlohmann::json& a, const nlohmann::json& b) {
+  std::set<std::string> keys;
+  for (const auto* side : {&a, &b}) {
+    if (side->is_object()) {
+      for (const auto& item : side->items()) keys.insert(item.key());
+    }
+  }
+  for (const auto& key : keys) {
+    const nlohmann::json left = a.is_object() && a.contains(key) ? a[key] : nlohmann::json("(absent)");
+    const nlohmann::json right = b.is_object() && b.contains(key) ? b[key] : nlohmann::json("(absent)");
+    if (left == right) continue;
+    if (left.is_object() && right.is_object()) {
+      print_differences(prefix + key + ".", left, right);
+    } else {
+      std::cout << "  " << prefix << key << ": " << json_text(left) << " -> " << json_text(right) << "\n";
+    }
+  }
+}
+
+void diff(const CkptArgs& args) {
+  DPT_CHECK(args.refs.size() == 2, "ckpt diff takes two versions, e.g. dptrain ckpt diff v3 latest");
+  const checkpoint::CheckpointStore store(args.dir);
+  const checkpoint::CheckpointContents a = store.load(args.refs[0]);
+  const checkpoint::CheckpointContents b = store.load(args.refs[1]);
+  std::cout << args.refs[0] << " -> " << args.refs[1] << "\nstate:\n";
+  print_differences("", a.state, b.state);
+  std::cout << "tensors (max |a - b| of those that changed):\n";
+  for (const auto& [stem, tensors] : a.tensors) {
+    std::map<std::string, at::Tensor> other;
+    if (b.tensors.count(stem)) other.insert(b.tensors.at(stem).begin(), b.tensors.at(stem).end());
+    for (const auto& [name, tensor] : tensors) {
+      const auto it = other.find(name);
+      if (it == other.end() || it->second.sizes() != tensor.sizes() || it->second.dtype() != tensor.dtype()) {
+        std::cout << "  " << stem << "/" << name << ": only in " << args.refs[0] << " or of another shape\n";
+      } else if (!at::equal(tensor, it->second)) {
+        const double change = (tensor.to(at::kDouble) - it->second.to(at::kDouble)).abs().max().item<double>();
+        std::cout << "  " << stem << "/" << name << ": " << change << "\n";
+      }
+    }
+  }
+}
+
+void tag(const CkptArgs& args) {
+  checkpoint::CheckpointStore store(args.dir);
+  store.set_alias(args.refs.at(1), args.refs.at(0));
+  std::cout << args.refs.at(1) << " -> " << store.aliases().at(args.refs.at(1)) << "\n";
+}
+
+void export_version(const CkptArgs& args) {
+  const checkpoint::CheckpointStore store(args.dir);
+  const checkpoint::VerifiedVersion version = store.read(args.refs.at(0));
+  DPT_CHECK(version.files.count("model.safetensors"), "checkpoint ", version.name, " in ", args.dir,
+            " has no model.safetensors; it was not written by dptrain's trainer");
+  std::error_code ec;
+  fs::create_directories(args.out, ec);
+  DPT_CHECK(!ec, "cannot create the export directory ", args.out, ": ", ec.message(),
+            "; pick a writable --out directory");
+  const nlohmann::json& state = version.manifest.at("state");
+  checkpoint::write_file_atomic(args.out + "/model.safetensors", version.files.at("model.safetensors"));
+  checkpoint::write_file_atomic(args.out + "/config.json", state.value("config", nlohmann::json::object()).dump(2));
+  checkpoint::write_file_atomic(args.out + "/manifest.json", version.manifest.dump(2));
+  std::cout << "exported " << version.name << " (step " << state.value("step", -1) << ", model "
+            << state.value("model", std::string("?")) << ") to " << args.out
+            << ": model.safetensors, config.json, manifest.json\n";
+}
+
+void gc(const CkptArgs& args) {
+  checkpoint::CheckpointStore store(args.dir);
+  const checkpoint::WriterLock lock(args.dir);
+  const auto removed = store.gc(args.retention);
+  std::cout << "removed " << removed.size() << " version(s)";
+  for (const auto& name : removed) std::cout << " " << name;
+  std::cout << "; " << store.list().size() << " kept in " << args.dir << "\n";
+}
+
+}  // namespace
+
+void add_ckpt_commands(CLI::App& app, const Runtime& runtime) {
+  auto args = std::make_shared<CkptArgs>();
+  const auto on_main = [&runtime, args](void (*command)(const CkptArgs&)) {
+    return [&runtime, args, command] {
+      if (runtime.is_main()) command(*args);
+    };
+  };
+  auto* ckpt = app.add_subcommand("ckpt", "Checkpoint store tools");
+  ckpt->require_subcommand(1);
+  ckpt->footer("REF: latest (the newest version), vN (e.g. v3), an alias (best, a tag) or a version directory.");
+  const auto add = [&](const char* name, const char* help, void (*command)(const CkptArgs&)) {
+    auto* sub = ckpt->add_subcommand(name, help);
+    sub->add_option("--dir", args->dir, "Checkpoint store directory (checkpoint.dir)")->capture_default_str();
+    sub->callback(on_main(command));
+    return sub;
+  };
+  add("list", "List the versions with step, creation time and aliases", list);
+  add("show", "Print a version's manifest (state, config, metrics, files with sha256 and md5)", show)
+      ->add_option("REF", args->refs, "Version")
+      ->required()
+      ->expected(1);
+  add("verify", "Check every file of the given versions (default: all) against its size and sha256", verify)
+      ->add_option("REF", args->refs, "Versions");
+  add("diff", "Compare two versions: state and config keys, and the tensors that changed", diff)
+      ->add_option("REF", args->refs, "Two versions, e.g. v3 latest")
+      ->required()
+      ->expected(2);
+  auto* tag_command = add("tag", "Point an alias (a tag, or best) at a version; aliased versions are never collected",
+                          tag);
+  tag_command->add_option("REF NAME", args->refs, "Version, then the alias (letters, digits, '_' and '-')")
+      ->required()
+      ->expected(2);
+  auto* export_command = add("export",
+                             "Write a self-contained directory for deployment: model.safetensors, config.json, "
+                             "manifest.json (load it in Python with examples/export_load.py)",
+                             export_version);
+  export_command->add_option("REF", args->refs, "Version")->required()->expected(1);
+  export_command->add_option("--out,-o", args->out, "Output directory")->required();
+  auto* gc_command = add("gc",
+                         "Remove versions the retention keeps no longer, and unreferenced blobs; aliased versions "
+                         "and versions a reader holds open stay. Fails while a training job writes the store",
+                         gc);
+  gc_command->add_option("--keep-last", args->retention.keep_last, "Keep the newest K versions (0: all)")
+      ->capture_default_str();
+  gc_command->add_option("--keep-every", args->retention.keep_every,
+                         "Also keep every version whose number is a multiple of M (0: off)")
+      ->capture_default_str();
+}
+
+}  // namespace dpt::cli
