@@ -107,7 +107,8 @@ MetricHub::MetricHub(RunInfo run, std::vector<std::unique_ptr<Sink>> sinks, Metr
   drain_ = std::thread([state = state_] { state->drain(); });
 }
 
-MetricHub::~MetricHub() { close("FINISHED"); }
+// A hub destroyed while an exception unwinds belongs to a run that failed.
+MetricHub::~MetricHub() { close(std::uncaught_exceptions() > 0 ? "FAILED" : "FINISHED"); }
 
 void MetricHub::record(MetricRecord record) {
   State& s = *state_;

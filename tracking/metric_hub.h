@@ -22,7 +22,7 @@ class MetricHub {
  public:
   // Starts one background drain thread; the sinks are only ever called from it.
   MetricHub(RunInfo run, std::vector<std::unique_ptr<Sink>> sinks, MetricHubOptions options = {});
-  ~MetricHub();  // close("FINISHED") if not closed
+  ~MetricHub();  // if not closed: close("FAILED") while an exception unwinds, else close("FINISHED")
   MetricHub(const MetricHub&) = delete;
   MetricHub& operator=(const MetricHub&) = delete;
 

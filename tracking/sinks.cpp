@@ -7,22 +7,44 @@
 #include "core/check.h"
 #include "tracking/console_sink.h"
 #include "tracking/jsonl_sink.h"
+#include "tracking/mlflow_sink.h"
+#include "tracking/prometheus_sink.h"
+#include "tracking/tensorboard_sink.h"
 
 namespace dpt::tracking {
 namespace {
 
 struct SinkFactory {
   const char* name;
-  std::unique_ptr<Sink> (*make)(const RunInfo& run, std::ostream& console, std::int64_t total_steps);
+  std::unique_ptr<Sink> (*make)(const RunInfo& run, std::ostream& console, std::int64_t total_steps,
+                                const Config* config);
+  bool every_rank = false;  // built on every rank (per-rank endpoints), not only on rank 0
 };
 
 const SinkFactory kFactories[] = {
-    {"console", [](const RunInfo&, std::ostream& console, std::int64_t total_steps) {
+    {"console", [](const RunInfo&, std::ostream& console, std::int64_t total_steps, const Config*) {
        return make_console_sink(console, total_steps);
      }},
-    {"jsonl", [](const RunInfo& run, std::ostream&, std::int64_t) {
+    {"jsonl", [](const RunInfo& run, std::ostream&, std::int64_t, const Config*) {
        return make_jsonl_sink((std::filesystem::path(run.dir) / "metrics.jsonl").string());
      }},
+    {"mlflow", [](const RunInfo& run, std::ostream&, std::int64_t, const Config* config) {
+       DPT_CHECK(config, "the mlflow sink needs the config (tracking.mlflow.uri, tracking.mlflow.experiment)");
+       return make_mlflow_sink(run, mlflow_options(*config));
+     }},
+    {"tensorboard", [](const RunInfo& run, std::ostream&, std::int64_t, const Config*) {
+       return make_tensorboard_sink(run.dir);
+     }},
+    {"prometheus",
+     [](const RunInfo& run, std::ostream&, std::int64_t, const Config* config) -> std::unique_ptr<Sink> {
+       DPT_CHECK(config, "the prometheus sink needs the config (tracking.prometheus.port, tracking.prometheus.bind)");
+       PrometheusOptions options;
+       options.bind = config->get_string("tracking.prometheus.bind");
+       options.port = static_cast<int>(config->get_int("tracking.prometheus.port"));
+       if (options.port != 0) options.port += run.rank;
+       return make_prometheus_sink(run, options);
+     },
+     true},
 };
 
 std::string known_sinks_text() {
@@ -40,7 +62,8 @@ std::vector<std::string> known_sinks() {
 }
 
 std::vector<std::unique_ptr<Sink>> make_sinks(const std::vector<std::string>& names, const RunInfo& run,
-                                              std::ostream& console, std::int64_t total_steps) {
+                                              std::ostream& console, std::int64_t total_steps,
+                                              const Config* config) {
   std::vector<std::unique_ptr<Sink>> sinks;
   for (auto name = names.begin(); name != names.end(); ++name) {
     DPT_CHECK(std::find(names.begin(), name, *name) == name, "metric sink '", *name,
@@ -49,7 +72,7 @@ std::vector<std::unique_ptr<Sink>> make_sinks(const std::vector<std::string>& na
                                       [&](const SinkFactory& f) { return *name == f.name; });
     DPT_CHECK(factory != std::end(kFactories), "unknown metric sink '", *name,
               "' in tracking.sinks; known sinks: ", known_sinks_text());
-    sinks.push_back(factory->make(run, console, total_steps));
+    if (run.rank == 0 || factory->every_rank) sinks.push_back(factory->make(run, console, total_steps, config));
   }
   return sinks;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "tracking/metric_record.h"
 #include "tracking/sink.h"
 
@@ -15,9 +16,13 @@ namespace dpt::tracking {
 // The names make_sinks accepts, in the order they are listed in errors and help.
 std::vector<std::string> known_sinks();
 
-// Builds the configured sinks by name ("console", "jsonl"); an unknown or repeated name throws dpt::Error
-// listing the known sinks. jsonl goes to run.dir + "/metrics.jsonl". Only call on the rank that logs (rank 0).
+// Builds the configured sinks by name ("console", "jsonl", "mlflow", "tensorboard", "prometheus"); an unknown or
+// repeated name throws dpt::Error listing the known sinks. jsonl goes to run.dir + "/metrics.jsonl", tensorboard
+// to run.dir/events.out.tfevents.*. Sinks with settings of their own (mlflow: tracking.mlflow.*, prometheus:
+// tracking.prometheus.*, listening on port + run.rank) read them from `config` and throw when it is null.
+// Call on every rank: on run.rank != 0 only the per-rank sinks (prometheus) are built, so the result may be empty.
 std::vector<std::unique_ptr<Sink>> make_sinks(const std::vector<std::string>& names, const RunInfo& run,
-                                              std::ostream& console, std::int64_t total_steps);
+                                              std::ostream& console, std::int64_t total_steps,
+                                              const Config* config = nullptr);
 
 }  // namespace dpt::tracking

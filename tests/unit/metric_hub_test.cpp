@@ -378,7 +378,7 @@ TEST_F(TrackingTest, MakeSinksBuildsConsoleAndJsonlInTheRunDir) {
   EXPECT_EQ(sinks[0]->name(), "console");
   EXPECT_EQ(sinks[1]->name(), "jsonl");
   EXPECT_TRUE(fs::exists(dir_ / "run" / "metrics.jsonl"));
-  EXPECT_EQ(known_sinks(), (std::vector<std::string>{"console", "jsonl"}));
+  EXPECT_EQ(known_sinks(), (std::vector<std::string>{"console", "jsonl", "mlflow", "tensorboard", "prometheus"}));
 }
 
 TEST_F(TrackingTest, UnknownOrRepeatedSinkNameIsAnErrorListingKnownSinks) {
