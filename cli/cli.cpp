@@ -1,4 +1,4 @@
-// dptrain's subcommands: train, eval, data import-idx|inspect, ckpt list, models; and the top-level error policy.
+// dptrain's subcommands (train, eval, data, runs, ckpt, models) and the top-level error policy.
 #include "cli/cli.h"
 
 #include <iomanip>
@@ -9,13 +9,15 @@
 
 #include <CLI/CLI.hpp>
 
-#include "checkpoint/checkpoint_store.h"
+#include "cli/ckpt_commands.h"
+#include "cli/data_commands.h"
+#include "cli/runs_commands.h"
 #include "core/check.h"
 #include "core/config.h"
 #include "core/runtime.h"
-#include "data/import_idx.h"
 #include "distributed/make_backend.h"
 #include "train/model_registry.h"
+#include "train/preemption.h"
 #include "train/trainer.h"
 
 namespace dpt::cli {
@@ -43,11 +45,6 @@ struct EvalArgs {
   std::string checkpoint = "latest";
 };
 
-struct ImportArgs {
-  std::vector<std::string> inputs;
-  std::string out;
-};
-
 Config load_config(const Runtime& runtime, const std::string& path, const std::vector<std::string>& overrides) {
   DPT_CHECK(!path.empty(), "no CONFIG given: pass a TOML file, e.g. examples/fashion_mnist/config.toml");
   std::optional<Config> config;
@@ -62,14 +59,16 @@ void configure_runtime(Runtime& runtime, const Config& config) {
   runtime.configure(options);
 }
 
-void run_train(Runtime& runtime, const TrainArgs& args) {
+// Returns the process exit code: 0, or train::kPreemptedExitCode after a signal-triggered save.
+int run_train(Runtime& runtime, const TrainArgs& args) {
   if (args.help_config) {
     runtime.out() << config_reference();
-    return;
+    return 0;
   }
   const Config config = load_config(runtime, args.config, args.overrides);
   configure_runtime(runtime, config);
-  auto backend = distributed::make_backend(runtime);
+  auto backend =
+      distributed::make_backend(runtime, config.get_string("runtime.device"), config.get_float("ddp.timeout_s"));
   train::Trainer trainer(config, runtime, *backend);
   const train::FitResult result = trainer.fit(args.resume);
   auto& out = runtime.out();
@@ -82,44 +81,23 @@ void run_train(Runtime& runtime, const TrainArgs& args) {
     out << " | checkpoint " << result.checkpoint << " in " << config.get_string("checkpoint.dir");
   }
   out << " | metrics in " << config.get_string("run.output_dir") << "/" << result.run_id << "/" << std::endl;
+  if (!result.preempted) return 0;
+  out << "dptrain: stopped by a signal after saving; exit code " << train::kPreemptedExitCode
+      << " asks the scheduler to requeue; continue with --resume latest" << std::endl;
+  return train::kPreemptedExitCode;
 }
 
 void run_eval(Runtime& runtime, const EvalArgs& args) {
   const Config config = load_config(runtime, args.config, args.overrides);
   configure_runtime(runtime, config);
-  auto backend = distributed::make_backend(runtime);
+  auto backend =
+      distributed::make_backend(runtime, config.get_string("runtime.device"), config.get_float("ddp.timeout_s"));
   train::Trainer trainer(config, runtime, *backend);
   trainer.load_weights(args.checkpoint);
   const train::EvalResult result = trainer.evaluate();
   runtime.out() << "dptrain: checkpoint " << args.checkpoint << " on " << config.get_string("data.test") << ": "
                 << result.samples << " samples | accuracy " << std::fixed << std::setprecision(4) << result.accuracy
                 << " | loss " << result.loss << std::endl;
-}
-
-void run_import_idx(const Runtime& runtime, const ImportArgs& args) {
-  if (!runtime.is_main()) return;
-  if (args.inputs.size() == 1) {
-    for (const auto& path : data::import_idx_dir(args.inputs[0], args.out)) std::cout << "wrote " << path << "\n";
-    return;
-  }
-  DPT_CHECK(args.inputs.size() == 2, "data import-idx takes DIR, or IMAGES LABELS");
-  data::import_idx(args.inputs[0], args.inputs[1], args.out);
-  std::cout << "wrote " << args.out << "\n";
-}
-
-void run_ckpt_list(const Runtime& runtime, const std::string& dir) {
-  if (!runtime.is_main()) return;
-  checkpoint::CheckpointStore store(dir);
-  const auto versions = store.list();
-  if (versions.empty()) {
-    std::cout << "no checkpoints in " << dir << "\n";
-    return;
-  }
-  std::cout << std::left << std::setw(10) << "version" << std::setw(10) << "step" << std::setw(24) << "created"
-            << "path\n";
-  for (const auto& v : versions) {
-    std::cout << std::setw(10) << v.name << std::setw(10) << v.step << std::setw(24) << v.created << v.path << "\n";
-  }
 }
 
 int report_and_exit(const Runtime* runtime, const std::exception& e, bool agreed) {
@@ -159,28 +137,10 @@ int run(int argc, char** argv) {
     eval->add_option("--checkpoint", eval_args.checkpoint, "Checkpoint: latest, vN or a version directory")
         ->capture_default_str();
 
-    auto* data = app.add_subcommand("data", "Dataset tools");
-    data->require_subcommand(1);
-    ImportArgs import_args;
-    auto* import_idx = data->add_subcommand(
-        "import-idx", "Convert gzip IDX files (MNIST, Fashion-MNIST) to HDF5 datasets 'images' and 'labels'");
-    import_idx
-        ->add_option("INPUT", import_args.inputs,
-                     "A directory with train-/t10k-images-idx3-ubyte.gz and -labels-idx1-ubyte.gz "
-                     "(writes OUT/train.h5 and OUT/test.h5), or IMAGES LABELS (writes the file OUT)")
-        ->required()
-        ->expected(1, 2);
-    import_idx->add_option("--out,-o", import_args.out, "Output directory (for DIR) or .h5 file")->required();
-    std::vector<std::string> inspect_files;
-    auto* inspect = data->add_subcommand("inspect", "Show the datasets, shapes, dtypes and chunking of HDF5 files");
-    inspect->add_option("FILE", inspect_files, "HDF5 files")->required();
+    add_data_commands(app, *runtime);
+    add_runs_commands(app, *runtime);
 
-    auto* ckpt = app.add_subcommand("ckpt", "Checkpoint store tools");
-    ckpt->require_subcommand(1);
-    std::string ckpt_dir = "checkpoints";
-    auto* ckpt_list = ckpt->add_subcommand("list", "List the versions in a checkpoint store");
-    ckpt_list->add_option("--dir", ckpt_dir, "Checkpoint store directory (checkpoint.dir)")
-        ->capture_default_str();
+    add_ckpt_commands(app, *runtime);
 
     auto* models = app.add_subcommand("models", "List the registered models (model.name)");
 
@@ -192,13 +152,8 @@ int run(int argc, char** argv) {
       return code;
     }
 
-    if (train->parsed()) run_train(*runtime, train_args);
+    if (train->parsed()) return run_train(*runtime, train_args);
     if (eval->parsed()) run_eval(*runtime, eval_args);
-    if (import_idx->parsed()) run_import_idx(*runtime, import_args);
-    if (inspect->parsed() && runtime->is_main()) {
-      for (const auto& f : inspect_files) std::cout << data::inspect_hdf5(f);
-    }
-    if (ckpt_list->parsed()) run_ckpt_list(*runtime, ckpt_dir);
     if (models->parsed() && runtime->is_main()) {
       for (const auto& [name, description] : train::ModelRegistry::global().list()) {
         std::cout << std::left << std::setw(14) << name << description << "\n";

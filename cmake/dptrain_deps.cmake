@@ -1,4 +1,4 @@
-# Finds dptrain's dependencies: LibTorch, MPI, HDF5, the small header libraries, and optionally CUDA and NCCL.
+# Finds dptrain's dependencies: LibTorch, MPI, HDF5, libcurl, the small header libraries, optionally CUDA and NCCL.
 
 find_package(Torch REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
@@ -8,6 +8,7 @@ find_package(CLI11 REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(ZLIB REQUIRED)
+find_package(CURL REQUIRED)  # the mlflow sink's REST client
 find_package(Threads REQUIRED)
 
 # LibTorch's flags (the C++ ABI define) apply to every target that sees torch headers.

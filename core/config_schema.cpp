@@ -45,15 +45,20 @@ const std::vector<ConfigKey>& config_schema() {
 
       text("model.name", "fashion_cnn", "registered model name (see `dptrain models`)"),
 
-      required_text("data.train", "HDF5 file with the training split"),
-      text("data.test", "", "HDF5 file with the evaluation split (empty: no evaluation)"),
+      required_text("data.train", "HDF5 file of the training split, or a glob (\"data/train-*.h5\": name order)"),
+      text_list("data.train_files", {}, "more training files or globs, read after data.train", {}),
+      text("data.test", "", "HDF5 file or glob with the evaluation split (empty: no evaluation)"),
+      text_list("data.test_files", {}, "more evaluation files or globs, read after data.test", {}),
       text("data.inputs", "images", "dataset name of the inputs inside the HDF5 files"),
       text("data.targets", "labels", "dataset name of the integer class targets"),
       number("data.scale", 1.0 / 255.0, -kNoLimit, kNoLimit, "inputs are multiplied by this first"),
       number("data.mean", 0.0, -kNoLimit, kNoLimit, "then the mean is subtracted"),
       number("data.std", 1.0, 1e-12, kNoLimit, "then divided by std"),
       flag("data.shuffle", true, "shuffle the global sample order each epoch"),
-      flag("data.drop_last", false, "drop the final global batch when it is not full"),
+      text("data.last_batch", "uneven", "a short final global batch: split unevenly over ranks, dropped, or padded "
+           "from the epoch's start", {"uneven", "drop_last", "pad"}),
+      integer("data.cache_mb", 0, 0, 1e9, "hold the whole training split in memory when it fits in this many MiB "
+              "per rank (0: off)"),
       integer("data.prefetch", 2, 0, 64, "batches the loader thread reads ahead (0: read inline)"),
 
       integer("train.epochs", 3, 1, 1e9, "passes over the training split"),
@@ -73,13 +78,39 @@ const std::vector<ConfigKey>& config_schema() {
       text("runtime.device", "cpu", "where the model runs", {"cpu", "cuda", "auto"}),
       flag("runtime.all_ranks_print", false, "let every rank print, not only rank 0"),
 
+      number("ddp.bucket_cap_mb", 25.0, 1e-6, 1e6, "gradient bucket size in MiB (one all-reduce per bucket)"),
+      number("ddp.first_bucket_mb", 1.0, 1e-6, 1e6, "size of the first bucket, small so communication starts early"),
+      integer("ddp.accumulate_steps", 1, 1, 1e6,
+              "split each rank's train.batch_size samples into this many micro-batches; one all-reduce per step"),
+      flag("ddp.find_unused_parameters", false,
+           "parameters without a gradient in a step count as zeros (off: such a step is an error naming them)"),
+      integer("ddp.broadcast_buffers_every", 1, 0, 9.2e18,
+              "copy rank 0's buffers (BatchNorm statistics) to every rank every N steps, before forward (0: never)"),
+      text("ddp.compression", "none", "all-reduce gradients as 16-bit values, summed in float32",
+           {"none", "bf16", "fp16"}),
+      number("ddp.timeout_s", 300.0, 1e-3, 1e9, "a collective that takes longer ends the job with an error"),
+
       flag("checkpoint.enabled", true, "save checkpoints at all"),
       text("checkpoint.dir", "checkpoints", "checkpoint store directory"),
       integer("checkpoint.every_steps", 0, 0, 9.2e18, "save every N steps (0: only at the end)"),
       integer("checkpoint.keep_last", 0, 0, 1e9, "keep only the newest K versions (0: keep all)"),
+      integer("checkpoint.keep_every", 0, 0, 1e9, "also keep every version whose number is a multiple of M (0: off)"),
+      flag("checkpoint.async", false, "copy tensors to host memory at the step, write and publish in the background"),
+      text("checkpoint.best_metric", "", "metric at save time that picks the `best` alias, e.g. eval/accuracy"),
+      text("checkpoint.best_mode", "max", "whether a higher or lower best_metric is better", {"max", "min"}),
+      text("checkpoint.on_error", "stop", "a failed save stops training or warns and continues",
+           {"stop", "continue"}),
 
-      text_list("tracking.sinks", {"console", "jsonl"}, "metric sinks", {"console", "jsonl"}),
+      text_list("tracking.sinks", {"console", "jsonl", "tensorboard"}, "metric sinks",
+                {"console", "jsonl", "mlflow", "tensorboard", "prometheus"}),
       integer("tracking.log_every", 50, 1, 1e9, "record train metrics every N steps"),
+      text_list("tracking.tags", {}, "run tags: \"key=value\" or a bare \"label\" (MLflow tags, manifests)", {}),
+      integer("tracking.prometheus.port", 9400, 0, 65535,
+              "prometheus sink: rank r serves /metrics on port + r (0: any free port)"),
+      text("tracking.prometheus.bind", "127.0.0.1", "prometheus sink: address to listen on (0.0.0.0: every interface)"),
+      text("tracking.mlflow.uri", "",
+           "MLflow server of the mlflow sink, e.g. http://127.0.0.1:5000 (empty: $MLFLOW_TRACKING_URI)"),
+      text("tracking.mlflow.experiment", "dptrain", "MLflow experiment of the run (created when missing)"),
   };
   return keys;
 }

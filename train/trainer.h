@@ -28,7 +28,8 @@ struct FitResult {
   EvalResult eval;             // last evaluation on data.test
   double seconds = 0.0;        // wall time of this fit() call
   std::string run_id;
-  std::string checkpoint;      // last version saved ("" when checkpoints are off)
+  std::string checkpoint;      // last version saved ("" when checkpoints are off, and on ranks other than 0)
+  bool preempted = false;      // stopped early by SIGTERM/SIGUSR1/SIGINT after saving (see preemption.h)
 };
 
 class Trainer {

@@ -63,6 +63,25 @@ if [ $? -eq 0 ] && grep -q 'finished 30 steps' <<< "$output"; then ok "resume la
 output=$(timeout 120 "${mpirun[@]}" -np 2 "$dptrain" eval config.toml 2>&1)
 if [ $? -eq 0 ] && grep -q 'accuracy' <<< "$output"; then ok "eval"; else bad "eval" "$output"; fi
 
+# Data tools: .npy import, verify over a glob, inspect's digest (also in the checkpoint), mixed shapes refused.
+/usr/bin/python3 -c "import numpy as np; np.save('x.npy', np.arange(240, dtype='f4').reshape(40, 2, 3));
+np.save('y.npy', np.arange(40) % 3); np.save('wide.npy', np.zeros((40, 4), 'f4'))"
+if "$dptrain" data import-npy x.npy y.npy --out parts/part-0.h5 >/dev/null \
+   && "$dptrain" data import-npy x.npy y.npy --out parts/part-1.h5 >/dev/null; then ok "import-npy"
+else bad "import-npy" ""; fi
+output=$("$dptrain" data verify config.toml --set data.train="parts/part-*.h5" --set data.test="" 2>&1)
+if [ $? -eq 0 ] && grep -q 'ok  2 file(s), 80 samples' <<< "$output"; then ok "verify a glob"; else bad "verify a glob" "$output"; fi
+output=$("$dptrain" data inspect train.h5 2>&1)
+digest=$(grep -oE '^sha256 [0-9a-f]{64}  train.h5' <<< "$output" | cut -d' ' -f2)
+manifest=checkpoints/versions/v000001/manifest.json
+if [ -n "$digest" ] && grep -q '"dataset_digest"' "$manifest" && grep -q "\"sha256\": \"$digest\"" "$manifest"; then
+  ok "dataset digest in inspect and checkpoint"; else bad "dataset digest in inspect and checkpoint" "$output"; fi
+"$dptrain" data import-npy wide.npy y.npy --out parts/part-2.h5 >/dev/null
+expect_error "glob with mixed sample shapes" "parts/part-2.h5 has samples of shape \[4\] but in parts/part-0.h5" \
+  "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set data.train="parts/part-*.h5"
+expect_error "glob matching nothing" "data.train.*nothing-\*.h5.*matches no file" \
+  "$dptrain" data verify config.toml --set data.train="nothing-*.h5"
+
 # Bad input: one clear line, non-zero exit, no hang.
 expect_error "typo in a config key" "unknown config key 'train.bach_size'.*did you mean 'train.batch_size'" \
   "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.bach_size=3

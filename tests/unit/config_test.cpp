@@ -31,7 +31,7 @@ TEST(Config, DefaultsFillUnsetKeys) {
   EXPECT_EQ(c.get_int("train.batch_size"), 64);
   EXPECT_EQ(c.get_string("model.name"), "fashion_cnn");
   EXPECT_TRUE(c.get_bool("data.shuffle"));
-  EXPECT_EQ(c.get_strings("tracking.sinks"), (std::vector<std::string>{"console", "jsonl"}));
+  EXPECT_EQ(c.get_strings("tracking.sinks"), (std::vector<std::string>{"console", "jsonl", "tensorboard"}));
 }
 
 TEST(Config, OverridesWinOverTheFileAndParseTomlValues) {
