@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <set>
 #include <string>
 
 namespace dpt::tracking {
@@ -30,7 +29,8 @@ std::string duration_text(double seconds) {
   return text;
 }
 
-// The parts of one line, joined by " | "; remembers which values it has shown.
+// The parts of one line, joined by " | ". The console shows the few values a person watches; every value
+// goes to the file and server sinks.
 class Line {
  public:
   explicit Line(const MetricRecord& record) : record_(record) {}
@@ -45,21 +45,11 @@ class Line {
     const auto it = record_.values.find(key);
     if (it == record_.values.end()) return;
     add((label.empty() ? "" : label + " ") + printf_double(format, it->second) + suffix);
-    shown_.insert(key);
-  }
-  // Every value not shown yet, as "<name> <value>" with `prefix` taken off the name.
-  void add_rest(const std::string& prefix) {
-    for (const auto& [key, value] : record_.values) {
-      if (shown_.count(key)) continue;
-      const bool strip = !prefix.empty() && key.compare(0, prefix.size(), prefix) == 0;
-      add((strip ? key.substr(prefix.size()) : key) + " " + printf_double("%.4g", value));
-    }
   }
   const std::string& text() const { return text_; }
 
  private:
   const MetricRecord& record_;
-  std::set<std::string> shown_;
   std::string text_;
 };
 
@@ -87,18 +77,17 @@ class ConsoleSink final : public Sink {
       line.add("eval  epoch " + std::to_string(record.epoch));
       line.add_value("eval/loss", "loss", "%.4f");
       line.add_value("eval/accuracy", "accuracy", "%.4f");
-      line.add_rest("eval/");
       return line.text();
     }
     line.add(step_text(record.step));
     line.add("epoch " + std::to_string(record.epoch));
     line.add_value("train/loss", "loss", "%.4f");
     line.add_value("train/samples_per_s", "", "%.0f", " samples/s");
+    line.add_value("train/lr", "lr", "%.3g");
     if (train) {
       const std::string eta = eta_text(record);
       if (!eta.empty()) line.add("ETA " + eta);
     }
-    line.add_rest("train/");
     return line.text();
   }
 
