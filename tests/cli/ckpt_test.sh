@@ -12,11 +12,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun=(mpirun --oversubscribe --bind-to none)
-passed=0
-failed=0
-
-ok() { echo "ok: $1"; passed=$((passed + 1)); }
-bad() { echo "FAILED: $1"; echo "$2" | sed 's/^/    | /'; failed=$((failed + 1)); }
+source "$here/harness.sh"
 
 # wait_for FILE REGEX SECONDS: until FILE has a line matching REGEX.
 wait_for() {
@@ -27,7 +23,6 @@ wait_for() {
   return 1
 }
 
-source "$here/tiny_data.sh"
 tiny_data "$dptrain" || { echo "FAILED: cannot make test data"; exit 1; }
 cat >> config.toml <<TOML
 eval_every_epoch = false
@@ -123,5 +118,4 @@ if [ -n "$cpp" ] && grep -q "$cpp" <<< "$python" && ! grep -q "accuracy 1.0000" 
   ok "exported model in PyTorch: $cpp as in dptrain"
 else bad "exported model in PyTorch matches dptrain ($cpp)" "$python"; fi
 
-echo "ckpt: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish ckpt

@@ -9,40 +9,13 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun=(mpirun --oversubscribe --bind-to none)
-passed=0
-failed=0
+source "$here/harness.sh"
 
-ok() { echo "ok: $1"; passed=$((passed + 1)); }
-bad() { echo "FAILED: $1"; echo "$2" | sed 's/^/    | /'; failed=$((failed + 1)); }
-
-# expect_error NAME REGEX COMMAND...: non-zero exit within 120 s and exactly one "dptrain: error:" line matching REGEX.
-expect_error() {
-  local name=$1 regex=$2
-  shift 2
-  local output rc
-  output=$(timeout 120 "$@" 2>&1)
-  rc=$?
-  local lines
-  lines=$(grep -c '^dptrain: error:' <<< "$output")
-  if [ "$rc" -eq 124 ]; then bad "$name (hung: killed after 120 s)" "$output"
-  elif [ "$rc" -eq 0 ]; then bad "$name (exit 0)" "$output"
-  elif ! grep -qE "$regex" <<< "$output"; then bad "$name (message does not match /$regex/)" "$output"
-  elif [ "$lines" -ne 1 ]; then bad "$name ($lines error lines, want 1)" "$output"
-  else ok "$name"; grep "^dptrain: error:" <<< "$output" | sed "s/^/    /"; fi
-}
-
-/usr/bin/python3 "$here/make_idx.py" images.gz labels.gz 300 || { echo "FAILED: cannot make test data"; exit 1; }
+tiny_data "$dptrain" && ok "import-idx" || { echo "FAILED: cannot make test data"; exit 1; }
 /usr/bin/python3 "$here/make_idx.py" tiny-images.gz tiny-labels.gz 2
-"$dptrain" data import-idx images.gz labels.gz --out train.h5 >/dev/null && ok "import-idx" || bad "import-idx" ""
 "$dptrain" data import-idx tiny-images.gz tiny-labels.gz --out tiny.h5 >/dev/null
 
-cat > config.toml <<TOML
-[data]
-train = "train.h5"
-test = "train.h5"
-[train]
-epochs = 2
-batch_size = 16
+cat >> config.toml <<TOML
 [tracking]
 log_every = 5
 [checkpoint]
@@ -111,5 +84,4 @@ wait "$job"
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then ok "killed rank ends the job (exit $rc)"; else bad "killed rank ends the job (exit $rc)" "$(cat killed.log)"; fi
 
-echo "cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish cli

@@ -12,11 +12,7 @@ venv="$root/.venv"
 work=$(mktemp -d)
 server_pid=""
 train_pid=""
-passed=0
-failed=0
-
-ok() { echo "ok: $1"; passed=$((passed + 1)); }
-bad() { echo "FAILED: $1"; echo "$2" | sed 's/^/    | /'; failed=$((failed + 1)); }
+source "$root/tests/cli/harness.sh"
 
 # The server runs in its own session, so that stopping it by PID also stops its gunicorn workers.
 start_server() {
@@ -53,7 +49,6 @@ cd "$work"
 
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 uri="http://127.0.0.1:$port"
-source "$root/tests/cli/tiny_data.sh"
 tiny_data "$dptrain" || { echo "FAILED: cannot make test data"; exit 1; }
 cat >> config.toml <<TOML
 [tracking]
@@ -128,5 +123,4 @@ rc=$?
 if [ $rc -ne 0 ] && grep -q "unreachable" <<< "$output"; then ok "runs sync with the server down fails clearly"
 else bad "runs sync with the server down (exit $rc)" "$output"; fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish mlflow

@@ -15,11 +15,7 @@ python="$root/.venv/bin/python"
 check="$here/tracking_check.py"
 work=$(mktemp -d)
 pids=()
-passed=0
-failed=0
-
-ok() { echo "ok: $1"; passed=$((passed + 1)); }
-bad() { echo "FAILED: $1"; echo "$2" | sed 's/^/    | /'; failed=$((failed + 1)); }
+source "$root/tests/cli/harness.sh"
 
 # Stops what this script started, by PID: TERM, up to 10 s, then KILL.
 stop() {
@@ -51,7 +47,6 @@ for _ in range(200):
         pass')
 [ -n "$port" ] || { echo "FAILED: no 4 free consecutive ports on 127.0.0.1"; exit 1; }
 
-source "$root/tests/cli/tiny_data.sh"
 tiny_data "$dptrain" || { echo "FAILED: cannot make test data"; exit 1; }
 cat >> config.toml <<TOML
 [checkpoint]
@@ -100,5 +95,4 @@ else bad "prometheus scrape and dashboard queries" "$result
 $(tail -5 prometheus.log)
 $(tail -5 train.log)"; fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish tracking

@@ -1,0 +1,44 @@
+# Sourced by the end-to-end test scripts: pass/fail bookkeeping, the error-line check, and tiny test data.
+passed=0
+failed=0
+harness_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+ok() { echo "ok: $1"; passed=$((passed + 1)); }
+bad() { echo "FAILED: $1"; echo "$2" | sed 's/^/    | /'; failed=$((failed + 1)); }
+
+# expect_error NAME REGEX COMMAND...: non-zero exit within 120 s and exactly one "dptrain: error:" line matching REGEX.
+expect_error() {
+  local name=$1 regex=$2
+  shift 2
+  local output rc
+  output=$(timeout 120 "$@" 2>&1)
+  rc=$?
+  local lines
+  lines=$(grep -c '^dptrain: error:' <<< "$output")
+  if [ "$rc" -eq 124 ]; then bad "$name (hung: killed after 120 s)" "$output"
+  elif [ "$rc" -eq 0 ]; then bad "$name (exit 0)" "$output"
+  elif ! grep -qE "$regex" <<< "$output"; then bad "$name (message does not match /$regex/)" "$output"
+  elif [ "$lines" -ne 1 ]; then bad "$name ($lines error lines, want 1)" "$output"
+  else ok "$name"; grep "^dptrain: error:" <<< "$output" | sed "s/^/    /"; fi
+}
+
+# tiny_data DPTRAIN: makes train.h5 (300 random 28x28 samples, 10 classes) in the current directory and starts
+# config.toml with [data] and [train] (2 epochs, batch 16); append more tables.
+tiny_data() {
+  /usr/bin/python3 "$harness_dir/make_idx.py" images.gz labels.gz 300 || return 1
+  "$1" data import-idx images.gz labels.gz --out train.h5 > /dev/null || return 1
+  cat > config.toml <<'TOML'
+[data]
+train = "train.h5"
+test = "train.h5"
+[train]
+epochs = 2
+batch_size = 16
+TOML
+}
+
+# finish NAME: the closing line ("NAME: N passed, N failed") and the exit status.
+finish() {
+  echo "$1: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
