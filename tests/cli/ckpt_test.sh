@@ -7,12 +7,8 @@ set -u
 dptrain=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 export_load="$here/../../examples/export_load.py"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun=(mpirun --oversubscribe --bind-to none)
 source "$here/harness.sh"
+enter_scratch_dir
 
 # wait_for FILE REGEX SECONDS: until FILE has a line matching REGEX.
 wait_for() {

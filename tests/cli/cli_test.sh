@@ -4,12 +4,8 @@
 set -u
 dptrain=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun=(mpirun --oversubscribe --bind-to none)
 source "$here/harness.sh"
+enter_scratch_dir
 
 tiny_data "$dptrain" && ok "import-idx" || { echo "FAILED: cannot make test data"; exit 1; }
 /usr/bin/python3 "$here/make_idx.py" tiny-images.gz tiny-labels.gz 2

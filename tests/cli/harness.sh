@@ -3,6 +3,17 @@ passed=0
 failed=0
 harness_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+# mpirun as the tests run it: as root, more ranks than cores, threads free to use every core.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun=(mpirun --oversubscribe --bind-to none)
+
+# enter_scratch_dir: cd into a fresh temporary directory that is removed when the script exits.
+enter_scratch_dir() {
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  cd "$work" || exit 1
+}
+
 ok() { echo "ok: $1"; passed=$((passed + 1)); }
 bad() { echo "FAILED: $1"; echo "$2" | sed 's/^/    | /'; failed=$((failed + 1)); }
 
