@@ -144,9 +144,6 @@ struct Trainer::Impl {
     data::Sampler train_sampler(train_source->size(), config.get_int("train.batch_size"), backend.rank(),
                                 backend.world_size(), seed, config.get_bool("data.shuffle"),
                                 data::parse_last_batch(config.get_string("data.last_batch")));
-    DPT_CHECK(train_sampler.steps_per_epoch() > 0, "data.train has ", train_source->size(),
-              " samples, fewer than one global batch of ", backend.world_size(), " x ",
-              config.get_int("train.batch_size"), " with data.last_batch = \"drop_last\": lower train.batch_size");
     const bool pin = device.is_cuda() && torch::cuda::is_available();
     train_loader = std::make_unique<data::Loader>(train_source, train_sampler, norm, prefetch, pin);
     const std::vector<std::string> test_files = data::split_files(config, "test");
@@ -172,9 +169,11 @@ struct Trainer::Impl {
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(runtime.local_rank() % count));
   }
 
-  std::vector<torch::Tensor> state_tensors() const {
-    std::vector<torch::Tensor> all = module->parameters();
-    for (auto& b : module->buffers()) all.push_back(b);
+  // Parameters, then buffers, by name: what a checkpoint holds of the model and what rank 0 broadcasts at start.
+  std::vector<std::pair<std::string, torch::Tensor>> named_state() const {
+    std::vector<std::pair<std::string, torch::Tensor>> all;
+    for (const auto& item : module->named_parameters()) all.emplace_back(item.key(), item.value());
+    for (const auto& item : module->named_buffers()) all.emplace_back(item.key(), item.value());
     return all;
   }
 
@@ -332,12 +331,7 @@ struct Trainer::Impl {
   checkpoint::CheckpointContents snapshot(const at::Tensor& rng_states) const {
     checkpoint::CheckpointContents contents;
     checkpoint::NamedTensors model_tensors;
-    for (const auto& item : module->named_parameters()) {
-      model_tensors.emplace_back(item.key(), checkpoint::host_copy(item.value()));
-    }
-    for (const auto& item : module->named_buffers()) {
-      model_tensors.emplace_back(item.key(), checkpoint::host_copy(item.value()));
-    }
+    for (const auto& [name, tensor] : named_state()) model_tensors.emplace_back(name, checkpoint::host_copy(tensor));
     contents.tensors["model"] = std::move(model_tensors);
     for (std::int64_t r = 0; r < rng_states.size(0); ++r) {
       contents.tensors["rng"].emplace_back("rank" + std::to_string(r), rng_states[r].clone());
@@ -388,16 +382,14 @@ struct Trainer::Impl {
   void load_model_tensors(const checkpoint::NamedTensors& tensors, const std::string& ref) {
     std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
     torch::NoGradGuard no_grad;
-    auto load_into = [&](const std::string& name, torch::Tensor target) {
+    for (auto& [name, target] : named_state()) {
       auto it = by_name.find(name);
       DPT_CHECK(it != by_name.end(), "checkpoint ", ref, " has no tensor '", name, "' for model '",
                 config.get_string("model.name"), "': it was saved from a different model");
       DPT_CHECK(it->second.sizes() == target.sizes(), "checkpoint ", ref, " tensor '", name, "' has shape ",
                 it->second.sizes(), " but the model expects ", target.sizes());
       target.copy_(it->second);
-    };
-    for (const auto& item : module->named_parameters()) load_into(item.key(), item.value());
-    for (const auto& item : module->named_buffers()) load_into(item.key(), item.value());
+    }
   }
 
   // Every rank reads the same verified version; for "latest", damaged newer versions are skipped (one line each).
@@ -450,7 +442,9 @@ struct Trainer::Impl {
     });
     const PreemptionSignals signals;
     run_id = broadcast_string(backend, run_id);
-    distributed::broadcast_from_root(state_tensors(), backend);
+    std::vector<torch::Tensor> model_state;
+    for (const auto& [name, tensor] : named_state()) model_state.push_back(tensor);
+    distributed::broadcast_from_root(model_state, backend);
 
     // Every rank: rank 0 gets every sink, the others only per-rank ones (Prometheus endpoints), if any.
     runtime.all_or_none("starting metric sinks", [&] {
