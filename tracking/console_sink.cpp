@@ -61,7 +61,10 @@ class ConsoleSink final : public Sink {
 
   void write(const std::vector<MetricRecord>& records) override {
     std::string text;
-    for (const MetricRecord& record : records) text += format(record) + "\n";
+    for (const MetricRecord& record : records) {
+      // Other records (checkpoint stalls and the like) are for the file and server sinks only.
+      if (record.values.count("train/loss") || record.values.count("eval/accuracy")) text += format(record) + "\n";
+    }
     // One insertion per batch keeps lines whole if the trainer prints to the same stream.
     out_ << text << std::flush;
   }
@@ -72,8 +75,7 @@ class ConsoleSink final : public Sink {
  private:
   std::string format(const MetricRecord& record) {
     Line line(record);
-    const bool train = record.values.count("train/loss") > 0;
-    if (!train && record.values.count("eval/accuracy") > 0) {
+    if (!record.values.count("train/loss")) {
       line.add("eval  epoch " + std::to_string(record.epoch));
       line.add_value("eval/loss", "loss", "%.4f");
       line.add_value("eval/accuracy", "accuracy", "%.4f");
@@ -84,10 +86,8 @@ class ConsoleSink final : public Sink {
     line.add_value("train/loss", "loss", "%.4f");
     line.add_value("train/samples_per_s", "", "%.0f", " samples/s");
     line.add_value("train/lr", "lr", "%.3g");
-    if (train) {
-      const std::string eta = eta_text(record);
-      if (!eta.empty()) line.add("ETA " + eta);
-    }
+    const std::string eta = eta_text(record);
+    if (!eta.empty()) line.add("ETA " + eta);
     return line.text();
   }
 

@@ -371,6 +371,16 @@ TEST(ConsoleSinkTest, EvalLine) {
   EXPECT_EQ(out.str(), "eval  epoch 1 | loss 0.3312 | accuracy 0.8807\n");
 }
 
+TEST(ConsoleSinkTest, RecordsWithoutLossOrAccuracyAreNotPrinted) {
+  std::ostringstream out;
+  auto sink = make_console_sink(out, 10);
+  MetricRecord record;
+  record.step = 10;
+  record.values = {{"checkpoint/stall_s", 0.2}};
+  sink->write({record});
+  EXPECT_EQ(out.str(), "");
+}
+
 TEST_F(TrackingTest, MakeSinksBuildsConsoleAndJsonlInTheRunDir) {
   std::ostringstream console;
   RunInfo run{"id", "name", (dir_ / "run").string(), {}};
