@@ -26,6 +26,9 @@ class Hdf5Source final : public Source {
   std::vector<std::int64_t> sample_shape() const override;
   // One hyperslab read per contiguous run of indices and dataset.
   SampleBatch read_sorted(const std::vector<std::int64_t>& sorted_indices) override;
+  // posix_fadvise(WILLNEED) of the samples' bytes where the layout tells where they are: contiguous datasets and
+  // uncompressed chunks that hold whole samples (what `dptrain data import-*` writes); others are left alone.
+  void will_need(const std::vector<std::int64_t>& sorted_indices) override;
   std::string describe() const override;
   const std::vector<std::string>& files() const;
 

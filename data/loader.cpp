@@ -6,6 +6,8 @@
 #include <numeric>
 #include <utility>
 
+#include <ATen/Dispatch.h>
+
 #include "core/check.h"
 
 namespace dpt::data {
@@ -26,12 +28,26 @@ Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch
     rank[static_cast<std::size_t>(by_index[k])] = static_cast<std::int64_t>(k);
   }
   const SampleBatch read = source.read_sorted(sorted);
-  const auto restore = at::tensor(rank, at::kLong);
-  at::Tensor inputs = read.inputs.index_select(0, restore).to(at::kFloat);
-  // One fused affine pass: (x * scale - mean) / std.
-  inputs.mul_(norm.scale / norm.std).add_(-norm.mean / norm.std);
+  // One pass restores the step's order, converts to float32 and normalises: (x * scale - mean) / std, as two
+  // float32 operations, x * (scale / std) + (-mean / std).
+  at::Tensor inputs = at::empty(read.inputs.sizes(), at::kFloat);
+  const std::int64_t per_sample = indices.empty() ? 0 : read.inputs.numel() / static_cast<std::int64_t>(indices.size());
+  const auto factor = static_cast<float>(norm.scale / norm.std);
+  const auto offset = static_cast<float>(-norm.mean / norm.std);
+  AT_DISPATCH_ALL_TYPES(read.inputs.scalar_type(), "assemble_batch", [&] {
+    const scalar_t* from = read.inputs.data_ptr<scalar_t>();
+    float* to = inputs.data_ptr<float>();
+    for (std::size_t i = 0; i < rank.size(); ++i) {
+      const scalar_t* sample = from + rank[i] * per_sample;
+      float* out = to + static_cast<std::int64_t>(i) * per_sample;
+      for (std::int64_t j = 0; j < per_sample; ++j) {
+        const float scaled = static_cast<float>(sample[j]) * factor;
+        out[j] = scaled + offset;
+      }
+    }
+  });
   if (inputs.dim() == 3) inputs = inputs.unsqueeze(1);
-  at::Tensor targets = read.targets.index_select(0, restore);
+  at::Tensor targets = read.targets.index_select(0, at::tensor(rank, at::kLong));
   if (pin) {
     inputs = inputs.pin_memory();
     targets = targets.pin_memory();
@@ -53,7 +69,45 @@ Loader::Loader(std::shared_ptr<Source> source, Sampler sampler, Normalization no
   source_name_ = source_->describe();
   DPT_CHECK(sampler_.num_samples() <= source_->size(), "the sampler covers ", sampler_.num_samples(),
             " samples but ", source_name_, " holds only ", source_->size());
-  if (prefetch_ > 0) reader_ = std::thread([this] { produce(); });
+  if (prefetch_ > 0) {
+    read_ahead_ = std::make_unique<ReadAhead>(source_);
+    reader_ = std::thread([this] { produce(); });
+  }
+}
+
+Loader::ReadAhead::ReadAhead(std::shared_ptr<Source> source)
+    : source_(std::move(source)), thread_([this] {
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (true) {
+          changed_.wait(lock, [&] { return stop_ || !pending_.empty(); });
+          if (stop_) return;
+          std::vector<std::int64_t> indices = std::move(pending_.front());
+          pending_.pop_front();
+          lock.unlock();
+          // A failed hint costs only speed; the read that follows reports any real problem.
+          try {
+            source_->will_need(indices);
+          } catch (const std::exception&) {
+          }
+          lock.lock();
+        }
+      }) {}
+
+Loader::ReadAhead::~ReadAhead() {
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void Loader::ReadAhead::announce(std::vector<std::int64_t> sorted_indices) {
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    pending_.push_back(std::move(sorted_indices));
+  }
+  changed_.notify_all();
 }
 
 Loader::~Loader() {
@@ -124,8 +178,14 @@ std::optional<Batch> Loader::deliver(Slot& slot) {
   return std::move(slot.batch);
 }
 
+// The I/O thread reads one batch at a time, which on a shuffled epoch means one small read in flight. So it also
+// announces the `prefetch_` batches after the one it reads (Source::will_need), and the OS fetches those in the
+// background, many requests at once.
 void Loader::produce() {
   std::unique_lock<std::mutex> lock(mutex_);
+  Sampler announcer = reader_sampler_;  // the last batch announced; `announced_ahead` steps ahead of the reader
+  std::size_t announced_ahead = 0;
+  std::uint64_t announced_generation = generation_;
   while (true) {
     changed_.wait(lock, [&] { return stop_ || (producing_ && queue_.size() < prefetch_); });
     if (stop_) return;
@@ -136,9 +196,28 @@ void Loader::produce() {
       continue;
     }
     const std::uint64_t generation = generation_;
+    if (generation != announced_generation) {
+      announcer = reader_sampler_;
+      announced_ahead = 0;
+      announced_generation = generation;
+    }
     const StepSamples step = reader_sampler_.next();
     const std::int64_t epoch = reader_sampler_.epoch();
+    if (announced_ahead > 0) {
+      --announced_ahead;
+    } else {
+      announcer.next();
+    }
+    std::vector<std::vector<std::int64_t>> upcoming;
+    for (; announced_ahead < prefetch_ && announcer.has_next(); ++announced_ahead) {
+      upcoming.push_back(announcer.next().indices);
+    }
     lock.unlock();
+    for (auto& indices : upcoming) {
+      std::sort(indices.begin(), indices.end());
+      indices.erase(std::unique(indices.begin(), indices.end()), indices.end());  // padding repeats samples
+      read_ahead_->announce(std::move(indices));
+    }
     Slot slot;
     try {
       slot.batch = assemble_batch(*source_, step, epoch, norm_, pin_memory_);

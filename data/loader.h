@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -62,6 +63,23 @@ class Loader {
     std::exception_ptr error;
   };
 
+  // Hands Source::will_need to a thread of its own: a hint can block until the OS has queued its reads, and the
+  // I/O thread should be reading meanwhile.
+  class ReadAhead {
+   public:
+    explicit ReadAhead(std::shared_ptr<Source> source);
+    ~ReadAhead();
+    void announce(std::vector<std::int64_t> sorted_indices);
+
+   private:
+    std::shared_ptr<Source> source_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<std::vector<std::int64_t>> pending_;
+    bool stop_ = false;
+    std::thread thread_;
+  };
+
   void produce();
   std::optional<Batch> deliver(Slot& slot);
 
@@ -82,6 +100,7 @@ class Loader {
   bool producing_ = false;
   bool stop_ = false;
   std::deque<Slot> queue_;
+  std::unique_ptr<ReadAhead> read_ahead_;  // before reader_, which uses it: destroyed after the reader stops
   std::thread reader_;
 };
 

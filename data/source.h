@@ -21,6 +21,10 @@ class Source {
   virtual std::vector<std::int64_t> sample_shape() const = 0;
   // Reads samples at strictly increasing indices with as few reads as possible (contiguous runs).
   virtual SampleBatch read_sorted(const std::vector<std::int64_t>& sorted_indices) = 0;
+  // Says these samples (strictly increasing) will be read soon, so a file-backed source can ask the OS to start
+  // reading them in the background. Only a hint: nothing observable changes, and sources in memory ignore it.
+  // The loader calls it from a thread of its own, concurrently with read_sorted.
+  virtual void will_need(const std::vector<std::int64_t>& sorted_indices) { (void)sorted_indices; }
   // One line for logs, e.g. "train.h5 (images uint8 [60000,28,28], labels uint8 [60000])".
   virtual std::string describe() const = 0;
 };
