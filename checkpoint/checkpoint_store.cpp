@@ -75,8 +75,6 @@ std::string digest_hex(const std::string& bytes, const EVP_MD* type, const char*
   return out;
 }
 
-std::string sha256_hex(const std::string& bytes) { return digest_hex(bytes, EVP_sha256(), "sha256"); }
-
 bool is_sha256_hex(const std::string& text) {
   return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
@@ -365,6 +363,8 @@ std::string host_name() {
 }
 
 }  // namespace
+
+std::string sha256_hex(const std::string& bytes) { return digest_hex(bytes, EVP_sha256(), "sha256"); }
 
 WriterLock::WriterLock(const std::string& root) {
   const StorePaths store(root);

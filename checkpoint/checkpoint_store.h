@@ -33,6 +33,9 @@ struct VerifiedVersion {
   std::map<std::string, std::string> files;  // file name -> bytes
 };
 
+// Lower-case hex sha256 of `bytes`: how the store names blobs and how manifests record files.
+std::string sha256_hex(const std::string& bytes);
+
 // Which versions garbage collection keeps; aliased versions and versions a reader holds are always kept.
 struct RetentionPolicy {
   std::int64_t keep_last = 0;   // the newest K versions (0: every version)

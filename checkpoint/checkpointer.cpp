@@ -5,9 +5,11 @@
 #include <mpi.h>
 #include <torch/version.h>
 
+#include <filesystem>
 #include <iostream>
 #include <utility>
 
+#include "checkpoint/durable_file.h"
 #include "core/check.h"
 
 #ifndef DPTRAIN_GIT_COMMIT
@@ -46,7 +48,8 @@ nlohmann::json build_info() {
           {"mpi", mpi_text}};
 }
 
-Checkpointer::Checkpointer(CheckpointerOptions options) : options_(std::move(options)), store_(options_.dir) {
+Checkpointer::Checkpointer(CheckpointerOptions options, std::function<void(const PublishedCheckpoint&)> on_published)
+    : options_(std::move(options)), on_published_(std::move(on_published)), store_(options_.dir) {
   store_.check_writable();
   lock_ = std::make_unique<WriterLock>(options_.dir);
 }
@@ -108,6 +111,17 @@ void Checkpointer::publish(const CheckpointContents& contents) {
   last_version_ = version;
   if (!options_.best_metric.empty()) update_best(version, contents.state);
   store_.gc(options_.retention);
+  if (!on_published_) return;
+  PublishedCheckpoint published;
+  published.version = version;
+  published.store = std::filesystem::absolute(store_.root()).lexically_normal().string();
+  if (contents.state.is_object() && contents.state.contains("step") && contents.state["step"].is_number_integer()) {
+    published.step = contents.state["step"].get<std::int64_t>();
+  }
+  published.manifest = read_file((std::filesystem::path(store_.resolve(version)) / "manifest.json").string());
+  published.manifest_sha256 = sha256_hex(published.manifest);
+  published.aliases = store_.aliases();
+  on_published_(published);
 }
 
 void Checkpointer::update_best(const std::string& version, const nlohmann::json& state) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -11,6 +12,7 @@
 
 #include "checkpoint/checkpoint_store.h"
 #include "core/config.h"
+#include "core/published_checkpoint.h"
 
 namespace dpt::checkpoint {
 
@@ -37,7 +39,11 @@ nlohmann::json build_info();
 class Checkpointer {
  public:
   // Takes the store's WriterLock and checks that the store is writable; both fail with a dpt::Error.
-  explicit Checkpointer(CheckpointerOptions options);
+  // `on_published` (optional) is called after each successful publish, retention and `best` update, on the
+  // thread that saved (the background thread when async), so that tracking can report the version; it must not
+  // throw.
+  explicit Checkpointer(CheckpointerOptions options,
+                        std::function<void(const PublishedCheckpoint&)> on_published = nullptr);
   // Waits for a save in flight; its error, if any, is reported on stderr, not thrown.
   ~Checkpointer();
   Checkpointer(const Checkpointer&) = delete;
@@ -62,6 +68,7 @@ class Checkpointer {
   void join_worker();
 
   CheckpointerOptions options_;
+  std::function<void(const PublishedCheckpoint&)> on_published_;
   CheckpointStore store_;
   std::unique_ptr<WriterLock> lock_;
   std::thread worker_;

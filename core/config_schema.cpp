@@ -111,6 +111,8 @@ const std::vector<ConfigKey>& config_schema() {
       text("tracking.mlflow.uri", "",
            "MLflow server of the mlflow sink, e.g. http://127.0.0.1:5000 (empty: $MLFLOW_TRACKING_URI)"),
       text("tracking.mlflow.experiment", "dptrain", "MLflow experiment of the run (created when missing)"),
+      text("tracking.mlflow.registered_model", "",
+           "MLflow registered model that each checkpoint version becomes a version of (empty: no Model Registry)"),
   };
   return keys;
 }

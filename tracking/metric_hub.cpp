@@ -7,8 +7,8 @@
 #include <deque>
 #include <exception>
 #include <iostream>
-#include <iterator>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -19,6 +19,31 @@ struct SinkSlot {
   std::unique_ptr<Sink> sink;
   bool disabled = false;
 };
+
+// What the queue holds: a metric record, or a published checkpoint (then `record` is unused).
+struct Entry {
+  MetricRecord record;
+  std::optional<PublishedCheckpoint> checkpoint;
+};
+
+// A drained batch cut where checkpoints are, so that each sink sees records and checkpoints in queue order.
+struct Segment {
+  std::vector<MetricRecord> records;
+  std::optional<PublishedCheckpoint> checkpoint;  // after the records
+};
+
+std::vector<Segment> segments(std::deque<Entry>& queue) {
+  std::vector<Segment> out(1);
+  for (Entry& entry : queue) {
+    if (entry.checkpoint) {
+      out.back().checkpoint = std::move(entry.checkpoint);
+      out.emplace_back();
+    } else {
+      out.back().records.push_back(std::move(entry.record));
+    }
+  }
+  return out;
+}
 
 // One write to stderr per message, so that lines from several threads do not interleave.
 void report(const std::string& message) { std::cerr << ("dptrain: metrics: " + message + "\n") << std::flush; }
@@ -32,8 +57,8 @@ struct MetricHub::State {
   std::mutex mutex;
   std::condition_variable work;  // the drain thread waits for records, a flush request or stop
   std::condition_variable done;  // flush() and close() wait for the drain thread
-  std::deque<MetricRecord> queue;
-  std::size_t in_flight = 0;       // records the drain thread is writing now
+  std::deque<Entry> queue;
+  std::size_t in_flight = 0;       // entries the drain thread is writing now
   std::uint64_t recorded = 0;      // records accepted so far, later-dropped ones included
   std::uint64_t flush_wanted = 0;  // flush() asks: everything up to this many recorded
   std::uint64_t flushed = 0;       // everything up to this many recorded is written and flushed
@@ -43,6 +68,24 @@ struct MetricHub::State {
   bool stop = false;
   bool abandon = false;  // close() gave up waiting: discard what is still queued
   bool sinks_closed = false;
+
+  // Never waits for a sink: if the queue is full the oldest entry is dropped and counted.
+  void enqueue(Entry entry) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (stop) {
+        ++dropped;
+        return;
+      }
+      if (queue.size() >= capacity) {
+        queue.pop_front();
+        ++dropped;
+      }
+      queue.push_back(std::move(entry));
+      ++recorded;
+    }
+    work.notify_one();
+  }
 
   void set_busy(const std::string& name) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -75,13 +118,16 @@ struct MetricHub::State {
       const bool last = stop;  // nothing is queued after stop, so this batch is the last
       const std::uint64_t flush_target = flush_wanted;
       const bool flush_now = flush_target > flushed;
-      std::vector<MetricRecord> batch(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.end()));
+      const std::vector<Segment> batch = segments(queue);
+      in_flight = queue.size();
       queue.clear();
-      in_flight = batch.size();
       lock.unlock();
 
       for (SinkSlot& slot : sinks) {
-        if (!batch.empty()) call(slot, "write", [&](Sink& sink) { sink.write(batch); });
+        for (const Segment& segment : batch) {
+          if (!segment.records.empty()) call(slot, "write", [&](Sink& sink) { sink.write(segment.records); });
+          if (segment.checkpoint) call(slot, "checkpoint", [&](Sink& sink) { sink.checkpoint(*segment.checkpoint); });
+        }
         if (flush_now) call(slot, "flush", [](Sink& sink) { sink.flush(); });
       }
       if (last) {
@@ -110,23 +156,9 @@ MetricHub::MetricHub(RunInfo run, std::vector<std::unique_ptr<Sink>> sinks, Metr
 // A hub destroyed while an exception unwinds belongs to a run that failed.
 MetricHub::~MetricHub() { close(std::uncaught_exceptions() > 0 ? "FAILED" : "FINISHED"); }
 
-void MetricHub::record(MetricRecord record) {
-  State& s = *state_;
-  {
-    std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.stop) {
-      ++s.dropped;
-      return;
-    }
-    if (s.queue.size() >= s.capacity) {
-      s.queue.pop_front();
-      ++s.dropped;
-    }
-    s.queue.push_back(std::move(record));
-    ++s.recorded;
-  }
-  s.work.notify_one();
-}
+void MetricHub::record(MetricRecord record) { state_->enqueue(Entry{std::move(record), std::nullopt}); }
+
+void MetricHub::checkpoint(PublishedCheckpoint published) { state_->enqueue(Entry{{}, std::move(published)}); }
 
 void MetricHub::flush() {
   State& s = *state_;

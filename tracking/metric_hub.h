@@ -28,6 +28,9 @@ class MetricHub {
 
   // Never blocks on a sink: if the queue is full the oldest record is dropped and counted.
   void record(MetricRecord record);
+  // Queues a published checkpoint for the sinks (Sink::checkpoint), in order with the records; never blocks.
+  // Callable from any thread (the checkpointer's background thread included).
+  void checkpoint(PublishedCheckpoint published);
   // Waits until everything recorded so far has been written to, and flushed by, every working sink.
   void flush();
   // Writes what is queued within deadline_s, then closes the sinks with `status` ("FINISHED", "FAILED",

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,12 @@ constexpr char kApi[] = "/api/2.0/mlflow/";
 constexpr char kSpoolFile[] = "mlflow-spool.jsonl";
 constexpr char kAckedFile[] = "mlflow-spool.acked";
 constexpr char kRunIdTag[] = "dptrain.run_id";
+constexpr char kVersionTag[] = "dptrain.checkpoint.version";
+constexpr char kStoreTag[] = "dptrain.checkpoint.store";
+constexpr char kSha256Tag[] = "dptrain.checkpoint.manifest_sha256";
+// MLflow reserves the alias "latest" (models:/NAME/latest already means the newest version of any run), so the
+// store's `latest` becomes this alias; every other store alias keeps its name.
+constexpr char kLatestAlias[] = "latest-checkpoint";
 // MLflow's documented log-batch limits and its server's length limits (mlflow/utils/validation.py).
 constexpr std::size_t kMetricsPerBatch = 1000;
 constexpr std::size_t kParamsOrTagsPerBatch = 100;
@@ -180,6 +187,20 @@ class MlflowSink final : public Sink {
     pump(false);
   }
 
+  // The manifest and the store's aliases go into the spool line, so that a replay (even by `runs sync`, after
+  // the store has collected the version) sends exactly what was published.
+  void checkpoint(const PublishedCheckpoint& published) override {
+    spool_.append({{"checkpoint",
+                    {{"version", published.version},
+                     {"store", published.store},
+                     {"step", published.step},
+                     {"manifest", published.manifest},
+                     {"manifest_sha256", published.manifest_sha256},
+                     {"aliases", published.aliases}}},
+                   {"registered_model", options_.registered_model}});
+    pump(false);
+  }
+
   void flush() override { pump(true); }
 
   void close(const std::string& status) override {
@@ -246,6 +267,10 @@ class MlflowSink final : public Sink {
   std::size_t send_next() {
     const std::deque<json>& pending = spool_.pending();
     const json& entry = pending.front();
+    if (entry.contains("checkpoint")) {
+      send_checkpoint(entry.at("checkpoint"), entry.value("registered_model", ""));
+      return 1;
+    }
     if (!entry.contains("metrics")) {
       rest_.post(std::string(kApi) + "runs/update",
                  {{"run_id", run_id_}, {"status", entry.at("status")}, {"end_time", entry.at("end_time")}});
@@ -339,28 +364,111 @@ class MlflowSink final : public Sink {
                   {"tags", key_values(tags, std::min(i, tags.size()),
                                       std::min(i + kParamsOrTagsPerBatch, tags.size()), kMaxTagValue)}});
     }
-    upload_config(run_id, run.at("info").value("artifact_uri", ""));
+    set_artifact_dir(run_id, run.at("info").value("artifact_uri", ""));
+    put_artifact("config.json", run_.params.dump(2));
     run_id_ = run_id;
   }
 
   // The mlflow-artifacts REST proxy (the server's default --serve-artifacts) takes uploads at
   // /api/2.0/mlflow-artifacts/artifacts/<path of the run's artifact_uri>/<file>.
-  void upload_config(const std::string& run_id, const std::string& artifact_uri) {
+  void set_artifact_dir(const std::string& run_id, const std::string& artifact_uri) {
     const std::string scheme = "mlflow-artifacts:";
+    artifact_dir_.clear();
     if (artifact_uri.rfind(scheme, 0) != 0) {
-      report("the server keeps run " + run_id + "'s artifacts at '" + artifact_uri +
-             "', not behind its REST proxy; config.json is not uploaded (start the server with --serve-artifacts)");
+      report("the server keeps run " + run_id + "'s artifacts at '" + artifact_uri + "', not behind its REST " +
+             "proxy; config.json and checkpoint manifests are not uploaded (start the server with --serve-artifacts)");
       return;
     }
     std::string path = artifact_uri.substr(scheme.size());
     if (path.rfind("//", 0) == 0) path = path.substr(std::min(path.find('/', 2), path.size()));
     while (!path.empty() && path.front() == '/') path.erase(0, 1);
+    artifact_dir_ = "/api/2.0/mlflow-artifacts/artifacts/" + path + "/";
+  }
+
+  // Uploads `bytes` as the run's artifact `name` (a PUT overwrites, so a replay is harmless).
+  void put_artifact(const std::string& name, const std::string& bytes) {
+    if (artifact_dir_.empty()) return;
     try {
-      rest_.put("/api/2.0/mlflow-artifacts/artifacts/" + path + "/config.json", run_.params.dump(2));
+      rest_.put(artifact_dir_ + name, bytes);
     } catch (const MlflowRestError& e) {
       if (e.failure() != MlflowFailure::rejected) throw;
-      report("config.json is not uploaded: " + e.message());
+      report(name + " is not uploaded: " + e.message());
     }
+  }
+
+  // A published checkpoint: its manifest as the artifact checkpoints/<version>/manifest.json; with a registered
+  // model, one model version per checkpoint version and the store's aliases as the model's aliases. Each step
+  // is idempotent (the version is looked up by its tags before it is created), so a replay after a lost answer
+  // or a crash creates nothing twice.
+  void send_checkpoint(const json& checkpoint, const std::string& model) {
+    const std::string version = checkpoint.at("version").get<std::string>();
+    const std::string store = checkpoint.at("store").get<std::string>();
+    const std::string sha256 = checkpoint.at("manifest_sha256").get<std::string>();
+    put_artifact("checkpoints/" + version + "/manifest.json", checkpoint.at("manifest").get<std::string>());
+    if (model.empty()) return;
+    if (registered_models_.insert(model).second) {
+      try {
+        rest_.post(std::string(kApi) + "registered-models/create", {{"name", model}});
+      } catch (const MlflowRestError& e) {
+        if (e.error_code() != "RESOURCE_ALREADY_EXISTS") {
+          registered_models_.erase(model);
+          throw;
+        }
+      }
+    }
+    std::string model_version = find_model_version(model, store, version, sha256);
+    if (model_version.empty()) {
+      const KeyValues tags{{kVersionTag, version},
+                           {kStoreTag, store},
+                           {kSha256Tag, sha256},
+                           {"dptrain.checkpoint.step", std::to_string(checkpoint.value("step", std::int64_t{-1}))},
+                           {kRunIdTag, run_.id}};
+      model_version = rest_.post(std::string(kApi) + "model-versions/create",
+                                 {{"name", model},
+                                  {"source", "runs:/" + run_id_ + "/checkpoints/" + version},
+                                  {"run_id", run_id_},
+                                  {"tags", key_values(tags, 0, tags.size(), kMaxTagValue)},
+                                  {"description", "dptrain checkpoint " + version + " of " + store}})
+                          .at("model_version")
+                          .at("version")
+                          .get<std::string>();
+      model_versions_[model + "\n" + store + "\n" + version] = model_version;
+    }
+    for (const auto& [alias, target] : checkpoint.value("aliases", std::map<std::string, std::string>{})) {
+      const std::string target_version =
+          target == version ? model_version : find_model_version(model, store, target, "");
+      if (target_version.empty()) continue;  // a version published before the registry was used: not registered
+      const std::string name = alias == "latest" ? kLatestAlias : alias;
+      std::string& sent = aliases_[model + "\n" + name];
+      if (sent == target_version) continue;
+      rest_.post(std::string(kApi) + "registered-models/alias",
+                 {{"name", model}, {"alias", name}, {"version", target_version}});
+      sent = target_version;
+    }
+  }
+
+  // The model version registered for checkpoint `version` of `store` (with this manifest sha256, unless
+  // empty); "" when there is none. A store rebuilt at the same path reuses names, hence the newest match.
+  // Found versions are remembered, so that an alias that stays on an old version costs no search per publish.
+  std::string find_model_version(const std::string& model, const std::string& store, const std::string& version,
+                                 const std::string& sha256) {
+    std::string& known = model_versions_[model + "\n" + store + "\n" + version];
+    if (!known.empty()) return known;
+    const std::string filter = "name = '" + model + "' and tags.`" + kVersionTag + "` = '" + version + "'";
+    const json found = rest_.get(std::string(kApi) + "model-versions/search",
+                                 {{"filter", filter}, {"max_results", "1000"}});
+    std::string newest;
+    for (const json& candidate : found.value("model_versions", json::array())) {
+      std::map<std::string, std::string> tags;
+      for (const json& tag : candidate.value("tags", json::array())) {
+        tags[tag.value("key", "")] = tag.value("value", "");
+      }
+      if (tags[kStoreTag] != store || (!sha256.empty() && tags[kSha256Tag] != sha256)) continue;
+      const std::string number = candidate.value("version", "");
+      if (newest.empty() || std::stoll(number) > std::stoll(newest)) newest = number;
+    }
+    known = newest;
+    return newest;
   }
 
   RunInfo run_;
@@ -368,6 +476,10 @@ class MlflowSink final : public Sink {
   MlflowRest rest_;
   Spool spool_;
   std::string run_id_;  // MLflow's run id, once the run is set up on the server
+  std::string artifact_dir_;  // the REST path of the run's artifacts ("" when the server does not proxy them)
+  std::set<std::string> registered_models_;      // got or created by this sink
+  std::map<std::string, std::string> aliases_;   // "model\nalias" -> model version this sink set it to
+  std::map<std::string, std::string> model_versions_;  // "model\nstore\nversion" -> its model version
   bool offline_ = false;
   bool broken_ = false;
   double backoff_s_ = 1.0;
@@ -405,6 +517,10 @@ MlflowOptions mlflow_options(const Config& config) {
   DPT_CHECK(!options.uri.empty(), "the mlflow sink needs a server: set tracking.mlflow.uri (e.g. --set ",
             "tracking.mlflow.uri=http://127.0.0.1:5000) or MLFLOW_TRACKING_URI");
   options.experiment = config.get_string("tracking.mlflow.experiment");
+  options.registered_model = config.get_string("tracking.mlflow.registered_model");
+  DPT_CHECK(options.registered_model.find_first_of("'`\\") == std::string::npos,
+            "tracking.mlflow.registered_model '", options.registered_model,
+            "' contains a quote or backslash, which MLflow's search filters cannot hold; choose another name");
   return options;
 }
 

@@ -15,6 +15,8 @@ namespace dpt::tracking {
 struct MlflowOptions {
   std::string uri;                    // e.g. "http://127.0.0.1:5000"
   std::string experiment = "dptrain";  // got or created by name
+  // Registered model that each published checkpoint version becomes a version of ("" : no Model Registry).
+  std::string registered_model;
   MlflowTimeouts timeouts;
   // After a failed request the sink waits this long before trying again (doubling up to the max); records
   // keep going to the spool meanwhile. close() and flush() always try once more.
@@ -22,7 +24,8 @@ struct MlflowOptions {
   double retry_max_s = 30.0;
 };
 
-// tracking.mlflow.uri (or $MLFLOW_TRACKING_URI when the key is empty) and tracking.mlflow.experiment.
+// tracking.mlflow.uri (or $MLFLOW_TRACKING_URI when the key is empty), tracking.mlflow.experiment and
+// tracking.mlflow.registered_model.
 // Throws dpt::Error when neither names a server.
 MlflowOptions mlflow_options(const Config& config);
 
@@ -31,6 +34,11 @@ MlflowOptions mlflow_options(const Config& config);
 // dptrain.run_id = run.id (a `--resume` continues it) or created with params = run.params flattened to
 // "section.key" and the resolved config uploaded as the artifact config.json. NaN and +-Inf are sent as
 // "NaN" / "Infinity" / "-Infinity" (MLflow stores NaN, and stores +-Inf as +-1.7976931348623157e308).
+// A published checkpoint (Sink::checkpoint) is spooled too: its manifest becomes the artifact
+// checkpoints/<version>/manifest.json; with options.registered_model, the version becomes one model version
+// (source runs:/<run>/checkpoints/<version>, tagged with version, step, store and manifest sha256, found again
+// by those tags so that a replay creates none twice) and the store's aliases become the model's aliases
+// (`latest` as "latest-checkpoint", since MLflow reserves "latest").
 // The constructor does no network I/O; an unreachable server is reported once and retried later.
 std::unique_ptr<Sink> make_mlflow_sink(const RunInfo& run, const MlflowOptions& options);
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/published_checkpoint.h"
 #include "tracking/metric_record.h"
 
 namespace dpt::tracking {
@@ -15,6 +16,8 @@ class Sink {
   virtual ~Sink() = default;
   virtual std::string name() const = 0;
   virtual void write(const std::vector<MetricRecord>& records) = 0;
+  // A checkpoint version was published; in order with the records around it. Most sinks ignore it.
+  virtual void checkpoint(const PublishedCheckpoint& /*published*/) {}
   virtual void flush() = 0;
   virtual void close(const std::string& status) = 0;  // "FINISHED", "FAILED", "KILLED"
 };

@@ -86,8 +86,9 @@ struct Trainer::Impl {
   std::unique_ptr<data::Loader> train_loader;
   std::unique_ptr<data::Loader> test_loader;
   std::unique_ptr<checkpoint::CheckpointStore> store;
-  std::unique_ptr<checkpoint::Checkpointer> checkpointer;  // rank 0, during fit()
   std::unique_ptr<tracking::MetricHub> hub;
+  // After `hub`, so destroyed before it: its destructor waits for a background save, which reports to the hub.
+  std::unique_ptr<checkpoint::Checkpointer> checkpointer;  // rank 0, during fit()
   torch::Device device = torch::kCPU;
 
   std::int64_t step = 0;
@@ -437,7 +438,11 @@ struct Trainer::Impl {
       if (backend.rank() == 0) run_id = tracking::new_run_id();
       if (!resume.empty()) resume_from(resume);
       if (store && backend.rank() == 0) {
-        checkpointer = std::make_unique<checkpoint::Checkpointer>(checkpoint::CheckpointerOptions::from_config(config));
+        checkpointer = std::make_unique<checkpoint::Checkpointer>(
+            checkpoint::CheckpointerOptions::from_config(config),
+            [this](const PublishedCheckpoint& published) {
+              if (hub) hub->checkpoint(published);  // the MLflow sink uploads and registers it
+            });
       }
     });
     const PreemptionSignals signals;

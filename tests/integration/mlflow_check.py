@@ -1,21 +1,83 @@
 # Reads a dptrain run back through an MLflow server's REST API and checks it against the run's metrics.jsonl:
-# every (metric, step) once with the same value, the params, tags, final status and artifacts.
-# Usage: mlflow_check.py URI EXPERIMENT RUN_DIR [--no-params]. Prints what differs; exit 1 when anything does.
+# every (metric, step) once with the same value, the params, tags, final status and artifacts. With
+# --checkpoints=STORE --model=NAME also the run's checkpoint versions in STORE: each manifest uploaded as an
+# artifact with the same bytes, exactly one model version of NAME per checkpoint version, and the aliases
+# `latest-checkpoint` and `best` on the versions the store's `latest` and `best` name.
+# Usage: mlflow_check.py URI EXPERIMENT RUN_DIR [--no-params] [--checkpoints=STORE --model=NAME].
+# Prints what differs; exit 1 when anything does.
+import hashlib
 import json
 import math
 import os
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 
 FLOAT_MAX = 1.7976931348623157e308  # MLflow stores +-Inf as +-max double
 
 
-def call(uri, path, body=None):
+def fetch(uri, path, body=None):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(uri + path, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"{}")
+        return response.read()
+
+
+def call(uri, path, body=None):
+    return json.loads(fetch(uri, path, body) or b"{}")
+
+
+def check_checkpoints(uri, run, run_id, store, model, problems):
+    """The run's checkpoint versions in `store` against the run's artifacts and the Model Registry."""
+    manifests = {}  # version name -> manifest.json bytes, for the versions this run published
+    versions_dir = os.path.join(store, "versions")
+    for name in sorted(os.listdir(versions_dir)):
+        with open(os.path.join(versions_dir, name, "manifest.json"), "rb") as f:
+            data = f.read()
+        if json.loads(data).get("state", {}).get("run_id") == run_id:
+            manifests[name] = data
+    if not manifests:
+        problems.append(f"no checkpoint version of run {run_id} in {store}")
+        return
+    mlflow_run = run["info"]["run_id"]
+    artifacts = "/api/2.0/mlflow-artifacts/artifacts/" + run["info"]["artifact_uri"].split(":", 1)[1].lstrip("/")
+    for name, data in manifests.items():
+        try:
+            uploaded = fetch(uri, f"{artifacts}/checkpoints/{name}/manifest.json")
+        except urllib.error.HTTPError as e:
+            uploaded = f"HTTP {e.code}".encode()
+        if uploaded != data:
+            problems.append(f"artifact checkpoints/{name}/manifest.json is {uploaded[:60]!r}..., not the store's")
+
+    query = urllib.parse.urlencode({"filter": f"name = '{model}' and tags.`dptrain.run_id` = '{run_id}'",
+                                    "max_results": 1000})
+    found = call(uri, f"/api/2.0/mlflow/model-versions/search?{query}").get("model_versions", [])
+    by_checkpoint = {}  # version name -> [model versions]
+    for version in found:
+        tags = {t["key"]: t["value"] for t in version.get("tags", [])}
+        name = tags.get("dptrain.checkpoint.version")
+        by_checkpoint.setdefault(name, []).append(version["version"])
+        if name in manifests and (tags.get("dptrain.checkpoint.manifest_sha256") !=
+                                  hashlib.sha256(manifests[name]).hexdigest() or
+                                  version["source"] != f"runs:/{mlflow_run}/checkpoints/{name}"):
+            problems.append(f"model version {version['version']} of {name}: tags {tags}, source {version['source']}")
+    counts = {name: len(by_checkpoint.get(name, [])) for name in set(manifests) | set(by_checkpoint)}
+    wrong = {name: count for name, count in counts.items() if count != 1 or name not in manifests}
+    if wrong:
+        problems.append(f"model versions per checkpoint version, want 1 each: {wrong}")
+        return
+
+    registered = call(uri, f"/api/2.0/mlflow/registered-models/get?name={urllib.parse.quote(model)}")
+    aliases = {a["alias"]: a["version"] for a in registered["registered_model"].get("aliases", [])}
+    for store_alias, mlflow_alias in (("latest", "latest-checkpoint"), ("best", "best")):
+        with open(os.path.join(store, "aliases", store_alias)) as f:
+            target = f.read().strip()
+        want = by_checkpoint.get(target, ["(none)"])[0]
+        if aliases.get(mlflow_alias) != want:
+            problems.append(f"alias {mlflow_alias} -> {aliases.get(mlflow_alias)}, want {want} "
+                            f"(the store's {store_alias} is {target})")
+    return len(manifests)
 
 
 def number(value):
@@ -56,6 +118,10 @@ def main(uri, experiment, run_dir, *flags):
     tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
     if tags.get("dptrain.run_id") != run_id or "mlflow.runName" not in tags:
         problems.append(f"tags {tags}")
+    options = dict(flag.split("=", 1) for flag in flags if "=" in flag)
+    checkpoints = None
+    if "--checkpoints" in options:
+        checkpoints = check_checkpoints(uri, run, run_id, options["--checkpoints"], options["--model"], problems)
     if "--no-params" not in flags:
         params = {p["key"]: p["value"] for p in run["data"].get("params", [])}
         if params.get("train.batch_size") != "16" or params.get("tracking.mlflow.experiment") != experiment:
@@ -81,7 +147,8 @@ def main(uri, experiment, run_dir, *flags):
     if problems:
         print("MLflow run differs from metrics.jsonl: " + "; ".join(problems))
         return 1
-    print(f"MLflow run {mlflow_run}: {len(expected)} values over {steps} steps, each once and equal")
+    registered = f"; {checkpoints} checkpoint versions, each one model version" if checkpoints else ""
+    print(f"MLflow run {mlflow_run}: {len(expected)} values over {steps} steps, each once and equal{registered}")
     return 0
 
 

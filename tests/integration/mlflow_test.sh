@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The mlflow sink against a real MLflow tracking server (pinned in scripts/venv-requirements.txt, sqlite backend,
-# 127.0.0.1, a free port): a run's metrics, params, tags, status and config artifact read back through the REST
-# API; the server killed mid-run and restarted with no step missing or duplicated; `dptrain runs sync` of an
-# offline run, NaN and Inf included. Usage: mlflow_test.sh DPTRAIN
+# 127.0.0.1, a free port): a run's metrics, params, tags, status, config and checkpoint manifest artifacts, and
+# its checkpoint versions in the Model Registry with their aliases, read back through the REST API; the server
+# killed mid-run and restarted with no step missing or duplicated and no checkpoint registered twice, also when
+# the whole spool is replayed; `dptrain runs sync` of an offline run, NaN and Inf included.
+# Usage: mlflow_test.sh DPTRAIN
 set -u
 dptrain=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -56,22 +58,35 @@ sinks = ["jsonl", "mlflow"]
 log_every = 1
 mlflow.uri = "$uri"
 mlflow.experiment = "integration"
+mlflow.registered_model = "integration-model"
 [checkpoint]
-enabled = false
+dir = "ckpt1"
+every_steps = 10
+async = true
+best_metric = "train/loss"
+best_mode = "min"
 TOML
 start_server || exit 1
 check() { "$venv/bin/python" "$here/mlflow_check.py" "$uri" "$@" 2>&1; }
 
-# 1. A run logs every step's metrics, its params, tags, status and config.json.
+# 1. A run logs every step's metrics, its params, tags, status, config.json and checkpoints.
 output=$(timeout 120 "$dptrain" train config.toml 2>&1)
 run_dir=$(ls -d runs/*/ | head -1)
-result=$(check integration "$run_dir")
+result=$(check integration "$run_dir" --checkpoints=ckpt1 --model=integration-model)
 if [ $? -eq 0 ]; then ok "run read back: $result"; else bad "run read back" "$output"$'\n'"$result"; fi
+# As if every acknowledgement had been lost in a crash: the whole spool is replayed, and still nothing is
+# logged or registered twice.
+echo 0 > "$run_dir/mlflow-spool.acked"
+output=$(timeout 60 "$dptrain" runs sync "$run_dir" --mlflow "$uri" 2>&1)
+result=$(check integration "$run_dir" --checkpoints=ckpt1 --model=integration-model)
+if [ $? -eq 0 ] && grep -q "nothing left" <<< "$output"; then ok "the whole spool replayed: $result"
+else bad "the whole spool replayed" "$output"$'\n'"$result"; fi
 
 # 2. The server is killed mid-run and restarted: the sink spools meanwhile and replays; nothing lost or doubled.
 # The trainer is paused (SIGSTOP) while the server stops and starts, so that it is mid-run on a machine of any speed.
 rm -rf runs
-"$dptrain" train config.toml --set train.epochs=12 > train.log 2>&1 &  # no `timeout`: SIGSTOP must reach dptrain
+"$dptrain" train config.toml --set train.epochs=12 --set checkpoint.dir=ckpt2 --set checkpoint.every_steps=50 \
+  > train.log 2>&1 &  # no `timeout`: SIGSTOP must reach dptrain
 train_pid=$!
 lines() { cat runs/*/metrics.jsonl 2> /dev/null | wc -l; }
 for _ in $(seq 600); do [ "$(lines)" -ge 20 ] && break; sleep 0.1; done
@@ -89,14 +104,15 @@ wait "$train_pid"
 train_rc=$?
 train_pid=""
 run_dir=$(ls -d runs/*/ | head -1)
-result=$(check integration "$run_dir")
+check_ckpt2() { check integration "$run_dir" --checkpoints=ckpt2 --model=integration-model; }
+result=$(check_ckpt2)
 if [ $? -eq 0 ] && [ "$train_rc" -eq 0 ] && grep -q "spooled to" train.log && grep -q "answers again" train.log; then
   ok "server killed after $killed_at records and restarted: $result"
 else
   bad "server killed and restarted (train exit $train_rc)" "$(grep -v '^step' train.log | tail -20)"$'\n'"$result"
 fi
 output=$(timeout 60 "$dptrain" runs sync "$run_dir" --mlflow "$uri" 2>&1)
-result=$(check integration "$run_dir")
+result=$(check_ckpt2)
 if [ $? -eq 0 ] && grep -q " 0 requests sent" <<< "$output"; then ok "runs sync again sends nothing"
 else bad "runs sync again" "$output"$'\n'"$result"; fi
 

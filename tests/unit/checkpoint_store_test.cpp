@@ -15,6 +15,8 @@
 #include <fcntl.h>
 
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -403,6 +405,29 @@ TEST_F(CheckpointStoreTest, CheckpointerKeepsBestAndLatestUnderRetention) {
     EXPECT_THAT(version_names(store), ElementsAre("v000002", "v000004")) << "keep_last = 1 plus the best version";
     expect_same(store.load("best"), with_loss(2, 0.3));
     expect_same(store.load("latest"), with_loss(4, 0.35));
+  }
+}
+
+TEST_F(CheckpointStoreTest, CheckpointerReportsEachPublishedVersionWithItsManifestAndAliases) {
+  for (const bool async : {false, true}) {
+    SCOPED_TRACE(async ? "async" : "sync");
+    fs::remove_all(root_);
+    std::vector<PublishedCheckpoint> published;
+    Checkpointer checkpointer(options_for(root(), async),
+                              [&](const PublishedCheckpoint& p) { published.push_back(p); });
+    checkpointer.save(with_loss(1, 0.5));
+    checkpointer.save(with_loss(2, 0.7));
+    checkpointer.wait();
+    ASSERT_EQ(published.size(), 2u);
+    EXPECT_EQ(published[1].version, "v000002");
+    EXPECT_EQ(published[1].step, 2);
+    EXPECT_EQ(published[1].store, fs::absolute(root_).lexically_normal().string());
+    std::ifstream in(root_ / "versions" / "v000002" / "manifest.json", std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(published[1].manifest, bytes);
+    EXPECT_EQ(published[1].manifest_sha256, sha256_hex(bytes));
+    // After retention and `best`: the first version stays best (lower loss), the second is latest.
+    EXPECT_EQ(published[1].aliases, (std::map<std::string, std::string>{{"best", "v000001"}, {"latest", "v000002"}}));
   }
 }
 

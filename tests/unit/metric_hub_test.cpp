@@ -52,6 +52,7 @@ class Gate {
 struct SinkLog {
   std::mutex mutex;
   std::vector<MetricRecord> records;
+  std::vector<std::string> events;  // "step N" per record and "checkpoint vN", in the order the sink saw them
   int writes = 0;
   int flushes = 0;
   std::string closed_with;
@@ -74,6 +75,11 @@ class MemorySink final : public Sink {
     ++log_->writes;
     if (log_->throw_on_write) throw std::runtime_error("disk on fire");
     log_->records.insert(log_->records.end(), records.begin(), records.end());
+    for (const MetricRecord& record : records) log_->events.push_back("step " + std::to_string(record.step));
+  }
+  void checkpoint(const PublishedCheckpoint& published) override {
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    log_->events.push_back("checkpoint " + published.version);
   }
   void flush() override {
     std::lock_guard<std::mutex> lock(log_->mutex);
@@ -216,25 +222,46 @@ TEST_F(TrackingTest, ThrowingSinkIsReportedOnceAndDoesNotStopTheOthers) {
   EXPECT_EQ(err.find("broken", err.find("broken") + 1), std::string::npos) << "reported more than once: " << err;
 }
 
-TEST_F(TrackingTest, FlushWaitsUntilEverySinkHasWrittenAndFlushed) {
-  auto log = std::make_shared<SinkLog>();
+// A hub with one MemorySink whose writes wait until the test opens log->gate.
+std::unique_ptr<MetricHub> hub_with_gated_sink(const std::shared_ptr<SinkLog>& log) {
   log->gate = std::make_shared<Gate>();
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(memory_sink(log));
-  MetricHub hub(RunInfo{}, std::move(sinks));
-  for (int step = 0; step < 50; ++step) hub.record(train_record(step, 0.1));
+  return std::make_unique<MetricHub>(RunInfo{}, std::move(sinks));
+}
+
+TEST_F(TrackingTest, FlushWaitsUntilEverySinkHasWrittenAndFlushed) {
+  auto log = std::make_shared<SinkLog>();
+  auto hub = hub_with_gated_sink(log);
+  for (int step = 0; step < 50; ++step) hub->record(train_record(step, 0.1));
 
   std::thread opener([gate = log->gate] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     gate->open();
   });
   const auto start = Clock::now();
-  hub.flush();
+  hub->flush();
   const auto waited = Clock::now() - start;
   opener.join();
   EXPECT_EQ(log->size(), 50u);
   EXPECT_GE(log->flushes, 1);
   EXPECT_GE(waited, std::chrono::milliseconds(150)) << "flush() returned before the sink was done";
+}
+
+TEST_F(TrackingTest, CheckpointsReachTheSinksInOrderWithTheRecords) {
+  auto log = std::make_shared<SinkLog>();
+  auto hub = hub_with_gated_sink(log);
+  hub->record(train_record(1, 0.5));  // the sink blocks on it, so what follows is drained as one batch
+  PublishedCheckpoint published;
+  published.version = "v000001";
+  hub->checkpoint(published);
+  hub->record(train_record(2, 0.4));
+  published.version = "v000002";
+  hub->checkpoint(published);
+  log->gate->open();
+  hub->flush();
+  EXPECT_EQ(log->events,
+            (std::vector<std::string>{"step 1", "checkpoint v000001", "step 2", "checkpoint v000002"}));
 }
 
 TEST_F(TrackingTest, RecordDoesNotWaitForASlowSink) {

@@ -109,6 +109,36 @@ TEST_F(MlflowSinkTest, RequestsStayWithinTheLogBatchLimitOf1000Metrics) {
   EXPECT_EQ(lines[3]["metrics"].size(), 500u);
 }
 
+TEST_F(MlflowSinkTest, APublishedCheckpointIsSpooledInOrderWithItsManifestAliasesAndModel) {
+  options_.registered_model = "fashion";
+  auto sink = make_mlflow_sink(run_, options_);
+  sink->write({{10, 0, 1.0, {{"train/loss", 0.5}}}});
+  PublishedCheckpoint published{"v000001", "/ckpt", 10, "{\"step\": 10}\n", "ab12", {{"latest", "v000001"}}};
+  sink->checkpoint(published);
+  sink->write({{11, 0, 2.0, {{"train/loss", 0.4}}}});
+
+  const auto lines = spool();
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[1]["metrics"][0]["step"], 10);
+  const auto& checkpoint = lines[2]["checkpoint"];
+  EXPECT_EQ(checkpoint["version"], "v000001");
+  EXPECT_EQ(checkpoint["store"], "/ckpt");
+  EXPECT_EQ(checkpoint["step"], 10);
+  EXPECT_EQ(checkpoint["manifest"], "{\"step\": 10}\n");  // the exact bytes, for the artifact
+  EXPECT_EQ(checkpoint["manifest_sha256"], "ab12");
+  EXPECT_EQ(checkpoint["aliases"]["latest"], "v000001");
+  EXPECT_EQ(lines[2]["registered_model"], "fashion");  // a later `runs sync` registers it the same way
+  EXPECT_EQ(lines[3]["metrics"][0]["step"], 11);
+}
+
+TEST_F(MlflowSinkTest, RegisteredModelNameIsReadAndMustFitASearchFilter) {
+  const std::string toml = "[data]\ntrain = \"train.h5\"\n[tracking]\nmlflow.uri = \"http://127.0.0.1:5000\"\n";
+  EXPECT_EQ(mlflow_options(Config::parse(toml)).registered_model, "");  // off by default
+  EXPECT_EQ(mlflow_options(Config::parse(toml, {"tracking.mlflow.registered_model=fashion-cnn"})).registered_model,
+            "fashion-cnn");
+  EXPECT_THROW(mlflow_options(Config::parse(toml, {"tracking.mlflow.registered_model=it's"})), dpt::Error);
+}
+
 TEST_F(MlflowSinkTest, ServerIsRequiredAndMustBeHttp) {
   unsetenv("MLFLOW_TRACKING_URI");
   const Config config = Config::parse("[data]\ntrain = \"train.h5\"\n");
