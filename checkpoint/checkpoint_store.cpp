@@ -11,12 +11,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <future>
 #include <memory>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "checkpoint/durable_file.h"
@@ -58,14 +58,14 @@ constexpr const char* kLatest = "latest";
 
 using VersionDirs = std::vector<std::pair<std::int64_t, fs::path>>;
 
-std::string digest_hex(const std::string& bytes, const EVP_MD* type, const char* what) {
+std::string digest_hex(const std::vector<std::string_view>& pieces, const EVP_MD* type, const char* what) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  DPT_CHECK(context && EVP_DigestInit_ex(context.get(), type, nullptr) == 1 &&
-                EVP_DigestUpdate(context.get(), bytes.data(), bytes.size()) == 1 &&
-                EVP_DigestFinal_ex(context.get(), digest, &length) == 1,
-            "OpenSSL could not compute a ", what, " digest; check the OpenSSL installation");
+  bool ok = context && EVP_DigestInit_ex(context.get(), type, nullptr) == 1;
+  for (const std::string_view piece : pieces) ok = ok && EVP_DigestUpdate(context.get(), piece.data(), piece.size()) == 1;
+  DPT_CHECK(ok && EVP_DigestFinal_ex(context.get(), digest, &length) == 1, "OpenSSL could not compute a ", what,
+            " digest; check the OpenSSL installation");
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < length; ++i) {
@@ -279,23 +279,23 @@ auto open_version(const CheckpointStore& store, const std::string& ref, std::vec
   }
 }
 
-// A file of the new version, with its bytes owned elsewhere (the caller's blob or an encoded tensor file).
+// A file of the new version: the caller's blob, or a tensor file as safetensors pieces (no copy of the data).
 struct PendingFile {
   std::string name;
   const char* kind;
-  const std::string* bytes;
+  const NamedTensors* tensors;  // for tensor files, laid out into `pieces`
+  SafetensorsPieces pieces;
+  std::vector<std::string_view> spans;
+  std::uint64_t size = 0;
   std::string sha256;
   std::string md5;
 };
 
-// Both digests of every file, each on its own thread: hashing is most of a save's CPU time.
-void compute_digests(std::vector<PendingFile>& files) {
+// Runs fn(file) for every file, each on a thread of its own, and rethrows the first error.
+template <typename Fn>
+void for_each_in_parallel(std::vector<PendingFile>& files, Fn fn) {
   std::vector<std::future<void>> work;
-  for (auto& file : files) {
-    work.push_back(std::async(std::launch::async, [&file] { file.sha256 = sha256_hex(*file.bytes); }));
-    // md5 beside sha256: object stores (S3 ETags, Content-MD5) check uploads with it.
-    work.push_back(std::async(std::launch::async, [&file] { file.md5 = digest_hex(*file.bytes, EVP_md5(), "md5"); }));
-  }
+  for (auto& file : files) work.push_back(std::async(std::launch::async, [&fn, &file] { fn(file); }));
   for (auto& done : work) done.get();
 }
 
@@ -303,8 +303,8 @@ void write_blob(const StorePaths& store, const PendingFile& file) {
   const fs::path blob = store.blobs / file.sha256;
   std::error_code ec;
   // Content addressing: an existing blob of the right size holds these bytes already (load checks the hash).
-  if (fs::is_regular_file(blob, ec) && fs::file_size(blob, ec) == file.bytes->size() && !ec) return;
-  write_file_atomic(blob.string(), *file.bytes);
+  if (fs::is_regular_file(blob, ec) && fs::file_size(blob, ec) == file.size && !ec) return;
+  write_file_atomic(blob.string(), file.spans);
 }
 
 std::string unique_suffix() {
@@ -364,7 +364,7 @@ std::string host_name() {
 
 }  // namespace
 
-std::string sha256_hex(const std::string& bytes) { return digest_hex(bytes, EVP_sha256(), "sha256"); }
+std::string sha256_hex(const std::string& bytes) { return digest_hex({bytes}, EVP_sha256(), "sha256"); }
 
 WriterLock::WriterLock(const std::string& root) {
   const StorePaths store(root);
@@ -410,23 +410,45 @@ std::string CheckpointStore::publish(const CheckpointContents& contents) {
   check_writable();
   const StorePaths store(root_);
 
-  // Everything is encoded and hashed before the store is touched, so bad input leaves nothing behind.
-  std::deque<std::string> encoded;
+  // Everything is encoded, named by its sha256 and checked before the store is touched, so bad input leaves
+  // nothing behind. Then each blob is written while its md5 is computed beside it: a save is CPU-bound (encoding
+  // and two digests cost more than writing to the page cache), so the passes over the data run in parallel.
   std::vector<PendingFile> files;
   std::set<std::string> names{kManifest};
-  const auto add = [&](const std::string& name, const char* kind, const std::string& bytes) {
+  const auto add = [&](const std::string& name, const char* kind, const NamedTensors* tensors) -> PendingFile& {
     DPT_CHECK(is_plain_file_name(name), "checkpoint file name '", name,
               "' is not a plain file name; use a name without '/'");
     DPT_CHECK(names.insert(name).second, "checkpoint file name '", name,
               "' is reserved or used twice; give each tensor file and blob its own name");
-    files.push_back({name, kind, &bytes, "", ""});
+    files.push_back({name, kind, tensors, {}, {}, 0, "", ""});
+    return files.back();
   };
-  for (const auto& [stem, tensors] : contents.tensors) {
-    encoded.push_back(encode_safetensors(tensors, {{"format", "pt"}}));
-    add(stem + kTensorsSuffix, kTensorsKind, encoded.back());
+  for (const auto& [stem, tensors] : contents.tensors) add(stem + kTensorsSuffix, kTensorsKind, &tensors);
+  for (const auto& [name, bytes] : contents.blobs) {
+    PendingFile& file = add(name, kBlobKind, nullptr);
+    file.spans = {bytes};
+    file.size = bytes.size();
   }
-  for (const auto& [name, bytes] : contents.blobs) add(name, kBlobKind, bytes);
-  compute_digests(files);
+  for_each_in_parallel(files, [](PendingFile& file) {
+    if (file.tensors != nullptr) {
+      file.pieces = safetensors_pieces(*file.tensors, {{"format", "pt"}});
+      file.spans = file.pieces.spans();
+      file.size = file.pieces.size();
+    }
+    file.sha256 = digest_hex(file.spans, EVP_sha256(), "sha256");
+  });
+  try {
+    (void)contents.state.dump();
+  } catch (const nlohmann::json::exception& e) {
+    DPT_THROW("checkpoint state cannot be written as JSON (", e.what(), "); make every string in it valid UTF-8");
+  }
+
+  for_each_in_parallel(files, [&store](PendingFile& file) {
+    // md5 beside sha256: object stores (S3 ETags, Content-MD5) check uploads with it.
+    auto md5 = std::async(std::launch::async, [&file] { return digest_hex(file.spans, EVP_md5(), "md5"); });
+    write_blob(store, file);
+    file.md5 = md5.get();
+  });
 
   nlohmann::json manifest = {{"format_version", kFormatVersion}, {"created", utc_now_text("%Y-%m-%dT%H:%M:%SZ")}};
   if (contents.state.is_object() && contents.state.contains("step") && contents.state["step"].is_number_integer()) {
@@ -436,19 +458,12 @@ std::string CheckpointStore::publish(const CheckpointContents& contents) {
   for (const auto& file : files) {
     manifest["files"].push_back({{"name", file.name},
                                  {"kind", file.kind},
-                                 {"size", file.bytes->size()},
+                                 {"size", file.size},
                                  {"sha256", file.sha256},
                                  {"md5", file.md5}});
   }
   manifest["state"] = contents.state;
-  std::string manifest_text;
-  try {
-    manifest_text = manifest.dump(2) + "\n";
-  } catch (const nlohmann::json::exception& e) {
-    DPT_THROW("checkpoint state cannot be written as JSON (", e.what(), "); make every string in it valid UTF-8");
-  }
-
-  for (const auto& file : files) write_blob(store, file);
+  const std::string manifest_text = manifest.dump(2) + "\n";
 
   const fs::path staging = store.staging / ("publish-" + unique_suffix());
   std::error_code ec;

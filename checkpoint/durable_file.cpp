@@ -40,7 +40,7 @@ std::string errno_text() { return std::strerror(errno); }
 
 constexpr const char* kWriteHint = "; check free disk space and the permissions of that directory";
 
-void write_all(int fd, const std::string& bytes, const std::string& path) {
+void write_all(int fd, std::string_view bytes, const std::string& path) {
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -76,13 +76,17 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
+  write_file_atomic(path, std::vector<std::string_view>{bytes});
+}
+
+void write_file_atomic(const std::string& path, const std::vector<std::string_view>& pieces) {
   // The temp name is unique per process and call, so concurrent writers never share a temp file.
   static std::atomic<unsigned> counter{0};
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   DPT_CHECK(fd.get() >= 0, "cannot create ", tmp, ": ", errno_text(), kWriteHint);
   try {
-    write_all(fd.get(), bytes, path);
+    for (const std::string_view piece : pieces) write_all(fd.get(), piece, path);
     DPT_CHECK(::fsync(fd.get()) == 0, "cannot flush ", path, " to disk: ", errno_text(), kWriteHint);
     DPT_CHECK(fd.close() == 0, "cannot write ", path, ": ", errno_text(), kWriteHint);
     DPT_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename ", tmp, " to ", path, ": ", errno_text(),

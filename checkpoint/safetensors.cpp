@@ -94,11 +94,11 @@ std::map<std::string, std::string> parse_metadata(const nlohmann::json& metadata
 
 }  // namespace
 
-std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
+SafetensorsPieces safetensors_pieces(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<at::Tensor> data;
-  data.reserve(tensors.size());
+  SafetensorsPieces out;
+  out.data.reserve(tensors.size());
   std::uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     DPT_CHECK(!name.empty() && name != "__metadata__", "safetensors: tensor name '", name,
@@ -115,20 +115,37 @@ std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::
                     {"shape", cpu.sizes().vec()},
                     {"data_offsets", nlohmann::json::array({offset, offset + bytes})}};
     offset += bytes;
-    data.push_back(std::move(cpu));
+    out.data.push_back(std::move(cpu));
   }
 
   std::string json = header.dump();
   // Padding keeps the data 8-byte aligned for readers that map the file.
   json.append((8 - json.size() % 8) % 8, ' ');
-  std::string out;
-  out.reserve(8 + json.size() + offset);
   const std::uint64_t length = json.size();
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((length >> (8 * i)) & 0xff));
-  out += json;
+  for (int i = 0; i < 8; ++i) out.header.push_back(static_cast<char>((length >> (8 * i)) & 0xff));
+  out.header += json;
+  return out;
+}
+
+std::vector<std::string_view> SafetensorsPieces::spans() const {
+  std::vector<std::string_view> out{header};
   for (const auto& tensor : data) {
-    if (tensor.nbytes() > 0) out.append(static_cast<const char*>(tensor.data_ptr()), tensor.nbytes());
+    if (tensor.nbytes() > 0) out.emplace_back(static_cast<const char*>(tensor.data_ptr()), tensor.nbytes());
   }
+  return out;
+}
+
+std::uint64_t SafetensorsPieces::size() const {
+  std::uint64_t total = header.size();
+  for (const auto& tensor : data) total += tensor.nbytes();
+  return total;
+}
+
+std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
+  const SafetensorsPieces pieces = safetensors_pieces(tensors, metadata);
+  std::string out;
+  out.reserve(pieces.size());
+  for (const std::string_view piece : pieces.spans()) out.append(piece);
   return out;
 }
 

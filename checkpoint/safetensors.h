@@ -2,7 +2,9 @@
 #pragma once
 
 #include <map>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,6 +25,17 @@ struct SafetensorsData {
 // little-endian tensor data, tightly packed. Supported dtypes: F32, F64, F16, BF16, I64, I32, I16, I8, U8, BOOL.
 // Tensors may live on any device and have any strides: contiguous CPU copies are written.
 std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata = {});
+
+// The same file as pieces, without copying tensor data: the length and JSON header, then each tensor's bytes
+// (contiguous CPU tensors, kept alive here; already contiguous CPU tensors are shared, not copied).
+struct SafetensorsPieces {
+  std::string header;
+  std::vector<at::Tensor> data;
+  std::vector<std::string_view> spans() const;  // header first, then the tensors' bytes in order
+  std::uint64_t size() const;
+};
+SafetensorsPieces safetensors_pieces(const NamedTensors& tensors,
+                                     const std::map<std::string, std::string>& metadata = {});
 
 // Validates everything (header length, JSON, dtypes, shapes, offsets consistent with dtype*shape, data packed
 // without gaps or overlap) and throws dpt::Error naming `what` (the file) on any corruption.
