@@ -13,6 +13,7 @@ packages=(
   dataset-fashion-mnist
   python3-torch python3-h5py python3-numpy
   python3-venv prometheus
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()

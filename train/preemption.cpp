@@ -3,24 +3,27 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 
 namespace dpt::train {
 namespace {
 
-volatile std::sig_atomic_t g_received = 0;
+// Atomic, not volatile sig_atomic_t: two signals can be handled at once on two threads (MPI and LibTorch start
+// threads that do not block signals), and only an atomic exchange lets exactly one of them be "the first".
+std::atomic<int> g_received{0};
+static_assert(std::atomic<int>::is_always_lock_free, "a lock-free atomic is async-signal-safe; a locked one is not");
 constexpr int kSignals[] = {SIGTERM, SIGUSR1, SIGINT};
 struct sigaction g_previous[sizeof(kSignals) / sizeof(kSignals[0])];
 
 extern "C" void on_preemption_signal(int signal) {
-  if (g_received != 0) ::_exit(128 + signal);  // the user insists: no save, no clean-up
-  g_received = signal;
+  if (g_received.exchange(signal) != 0) ::_exit(128 + signal);  // the user insists: no save, no clean-up
 }
 
 }  // namespace
 
 PreemptionSignals::PreemptionSignals() {
-  g_received = 0;
+  g_received.store(0);
   struct sigaction action {};
   action.sa_handler = on_preemption_signal;
   sigemptyset(&action.sa_mask);
@@ -37,6 +40,6 @@ PreemptionSignals::~PreemptionSignals() {
   }
 }
 
-int PreemptionSignals::received() { return g_received; }
+int PreemptionSignals::received() { return g_received.load(); }
 
 }  // namespace dpt::train

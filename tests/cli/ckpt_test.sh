@@ -11,22 +11,9 @@ source "$here/harness.sh"
 enter_scratch_dir
 
 # wait_for FILE REGEX SECONDS: until FILE has a line matching REGEX.
-wait_for() {
-  for _ in $(seq 1 $(($3 * 10))); do
-    grep -qE "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+wait_for() { wait_until "$3" grep -qE "$2" "$1" 2>/dev/null; }
 
-tiny_data "$dptrain" || { echo "FAILED: cannot make test data"; exit 1; }
-cat >> config.toml <<TOML
-eval_every_epoch = false
-[tracking]
-sinks = ["jsonl"]
-[checkpoint]
-every_steps = 4
-TOML
+tiny_checkpoint_data "$dptrain" || { echo "FAILED: cannot make test data"; exit 1; }
 # A small model where saves need not be slow; fashion_cnn (13 MB of weights) where they should be.
 small=(--set model.name=mlp)
 
@@ -52,6 +39,29 @@ output=$(timeout 300 "${mpirun[@]}" -np 2 "$dptrain" train config.toml "${small[
 if [ $? -eq 0 ] && grep -q "finished $((saved_step + 3)) steps" <<< "$output" && [ "$saved_step" -gt 0 ]; then
   ok "the preempted run resumes from step $saved_step"
 else bad "the preempted run resumes from step $saved_step" "$output"; fi
+
+# 1b. A second signal exits at once with 128 + signal, without the preemption save. Deterministic: the process is
+#     stopped (here mostly in the middle of a save: every step saves fashion_cnn), both signals become pending,
+#     and on SIGCONT both handlers run before any other code of the process, so nothing is published after the
+#     stop; the store still verifies.
+store=(--set checkpoint.dir=twice --set checkpoint.every_steps=1)
+"$dptrain" train config.toml "${store[@]}" --set train.epochs=1000 > twice.log 2>&1 &
+job=$!
+wait_for twice/aliases/latest . 120
+kill -STOP "$job"
+before=$(ls twice/versions)
+kill -USR1 "$job"
+kill -TERM "$job"
+kill -CONT "$job"
+wait "$job"
+rc=$?
+verify=$("$dptrain" ckpt verify --dir twice 2>&1)
+verify_rc=$?
+if { [ "$rc" -eq $((128 + $(kill -l USR1))) ] || [ "$rc" -eq $((128 + $(kill -l TERM))) ]; } \
+   && [ "$(ls twice/versions)" = "$before" ] && [ "$verify_rc" -eq 0 ] && grep -q '^ok' <<< "$verify" \
+   && ! grep -q "stopped by a signal" twice.log; then
+  ok "a second signal exits at once (exit $rc), nothing published after it, the store verifies"
+else bad "a second signal exits at once (exit $rc)" "$(tail -5 twice.log; echo "$before"; ls twice/versions; echo "$verify")"; fi
 
 # 2. kill -9 at random moments while every step saves (sync and async, with retention): every listed version
 #    verifies afterwards, and the store still resumes.

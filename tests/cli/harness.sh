@@ -48,6 +48,29 @@ batch_size = 16
 TOML
 }
 
+# tiny_checkpoint_data DPTRAIN: tiny_data plus JSONL metrics and a checkpoint every 4 steps (no per-epoch eval).
+tiny_checkpoint_data() {
+  tiny_data "$1" || return 1
+  cat >> config.toml <<'TOML'
+eval_every_epoch = false
+[tracking]
+sinks = ["jsonl"]
+[checkpoint]
+every_steps = 4
+TOML
+}
+
+# wait_until SECONDS COMMAND...: until COMMAND succeeds, polled every 0.1 s; fails after SECONDS.
+wait_until() {
+  local seconds=$1
+  shift
+  for _ in $(seq 1 $((seconds * 10))); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # finish NAME: the closing line ("NAME: N passed, N failed") and the exit status.
 finish() {
   echo "$1: $passed passed, $failed failed"
