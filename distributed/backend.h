@@ -35,6 +35,9 @@ class Backend {
 
   // In place over a contiguous tensor; every rank must issue collectives in the same order.
   virtual std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op) = 0;
+  // The same all-reduce, for a caller that goes on computing before it waits (gradient buckets during backward).
+  // Every rank must choose the same variant. A backend may issue it so that waiting for slower ranks costs no CPU.
+  virtual std::shared_ptr<Work> allreduce_overlapped(at::Tensor& tensor, ReduceOp op) { return allreduce(tensor, op); }
   virtual std::shared_ptr<Work> broadcast(at::Tensor& tensor, int root) = 0;
   // `output` holds world_size() copies of `input`'s shape, stacked along a new leading axis, in rank order.
   virtual std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) = 0;

@@ -24,6 +24,8 @@ class MpiBackend final : public Backend {
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
   std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op) override;
+  // Meets the other ranks in an MPI_Ibarrier polled at intervals before the all-reduce (see await_all_ranks).
+  std::shared_ptr<Work> allreduce_overlapped(at::Tensor& tensor, ReduceOp op) override;
   std::shared_ptr<Work> broadcast(at::Tensor& tensor, int root) override;
   std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) override;
   std::shared_ptr<Work> barrier() override;
@@ -31,7 +33,9 @@ class MpiBackend final : public Backend {
  private:
   class MpiWork;
   std::shared_ptr<Work> submit(std::string what, std::function<void()> op);
+  std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op, bool rendezvous);
   void run_queue();
+  void await_all_ranks();
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   MPI_Op bf16_sum_ = MPI_OP_NULL;
@@ -46,6 +50,10 @@ class MpiBackend final : public Backend {
   std::deque<std::pair<std::shared_ptr<MpiWork>, std::function<void()>>> queue_;
   bool stopping_ = false;
   std::thread comm_thread_;
+
+  std::mutex poll_mutex_;
+  std::condition_variable poll_wake_;
+  int waiters_ = 0;  // callers blocked in wait(), guarded by poll_mutex_
 };
 
 }  // namespace dpt::distributed

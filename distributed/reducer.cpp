@@ -206,10 +206,10 @@ void Reducer::launch(Bucket& bucket) {
   if (pass_.weight != 1.0) kernels::scale_copy(bucket.flat, bucket.flat, pass_.weight);
   if (backend_.world_size() == 1) return;
   if (options_.compression == Compression::None) {
-    bucket.work = backend_.allreduce(bucket.flat, ReduceOp::Sum);
+    bucket.work = backend_.allreduce_overlapped(bucket.flat, ReduceOp::Sum);
   } else {
     bucket.wire.copy_(bucket.flat);
-    bucket.work = backend_.allreduce(bucket.wire, ReduceOp::Sum);
+    bucket.work = backend_.allreduce_overlapped(bucket.wire, ReduceOp::Sum);
   }
 }
 
