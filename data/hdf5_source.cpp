@@ -305,6 +305,8 @@ struct Hdf5Source::Impl {
   std::vector<std::string> paths;
   std::vector<FilePart> parts;
   std::int64_t size = 0;
+  // Read-ahead hints only pay for inputs too large to stay cached; smaller ones are in memory after one epoch.
+  bool read_ahead = false;
 
   // The part holding global sample `index`.
   FilePart& part_of(std::int64_t index) {
@@ -343,6 +345,7 @@ Hdf5Source::Hdf5Source(const std::vector<std::string>& paths, const std::string&
     part.first = impl_->size;
     impl_->size += part.size();
   }
+  impl_->read_ahead = impl_->size * impl_->parts.front().inputs.stored_sample_bytes > kMaxChunkCacheBytes;
 }
 
 Hdf5Source::Hdf5Source(const std::string& path, const std::string& inputs_dataset, const std::string& targets_dataset)
@@ -383,6 +386,7 @@ SampleBatch Hdf5Source::read_sorted(const std::vector<std::int64_t>& sorted_indi
 }
 
 void Hdf5Source::will_need(const std::vector<std::int64_t>& sorted_indices) {
+  if (!impl_->read_ahead) return;
   // Extents are looked up under the HDF5 lock; the hints, which may block on the disk queue, are given without it.
   std::vector<std::pair<int, Dataset::Extent>> hints;
   {

@@ -27,7 +27,8 @@ class Hdf5Source final : public Source {
   // One hyperslab read per contiguous run of indices and dataset.
   SampleBatch read_sorted(const std::vector<std::int64_t>& sorted_indices) override;
   // posix_fadvise(WILLNEED) of the samples' bytes where the layout tells where they are: contiguous datasets and
-  // uncompressed chunks that hold whole samples (what `dptrain data import-*` writes); others are left alone.
+  // uncompressed chunks that hold whole samples (what `dptrain data import-*` writes); others are left alone, and
+  // so are sources whose inputs fit in 64 MiB (they stay in the page cache).
   void will_need(const std::vector<std::int64_t>& sorted_indices) override;
   std::string describe() const override;
   const std::vector<std::string>& files() const;
