@@ -2,14 +2,15 @@
 # ddp_scaling: fashion_cnn training throughput of dptrain at np=1 and np=2 against baselines measured in the same
 # run: PyTorch DDP np=2 (gloo), the no-communication bound (two independent np=1 dptrain processes at once) and a
 # plain LibTorch loop (framework overhead at np=1). Batches of 64 per rank, Adam, 200 steps after 20 warm-up,
-# one thread per rank. Takes a few minutes on a 2-core machine.
-#   bash bench/ddp_scaling.sh            (BUILD=build-dir, DATA=train.h5, STEPS=200 override the defaults)
+# one thread per rank, ROUNDS interleaved rounds, medians. Takes about 2 minutes a round on a 2-core machine.
+#   bash bench/ddp_scaling.sh     (BUILD=build-dir, DATA=train.h5, STEPS=200, ROUNDS=3 override the defaults)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 build=${BUILD:-build}
 data=${DATA:-datasets/fashion-mnist/train.h5}
 steps=${STEPS:-200}
+rounds=${ROUNDS:-3}
 warmup=20
 batch=64
 python=/usr/bin/python3  # Debian's python3-torch; the python3 on PATH may lack torch
@@ -56,62 +57,83 @@ PY
 }
 
 echo "ddp_scaling: fashion_cnn, batch $batch/rank, Adam, $steps steps after $warmup warm-up, 1 thread/rank," \
-     "$(nproc --all) cores, $(basename "$data")"
+     "$(nproc --all) cores, $(basename "$data"), $rounds round(s)"
 
-"$build/bench/plain_loop" --steps "$steps" --warmup "$warmup" --batch "$batch" --threads 1 | tee "$work/plain.txt"
-plain=$(grep -o '[0-9.]* samples/s' "$work/plain.txt" | cut -d' ' -f1)
+# Every configuration runs once per round, in the same order, so that a slow patch of a shared VM hits all of
+# them alike; the report takes each configuration's median over the rounds. One line per run goes to
+# $results: "round configuration samples/s data-wait-fraction data-wait-ms compute-ms exposed-comm-ms".
+results="$work/results.txt"
+record() {  # round configuration run-dir
+  echo "$1 $2 $(summarize "$3")" >> "$results"
+}
+for round in $(seq "$rounds"); do
+  echo "round $round of $rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$build/bench/plain_loop" --steps "$steps" --warmup "$warmup" --batch "$batch" --threads 1 > "$work/plain.txt"
+  echo "$round plain $(grep -o '[0-9.]* samples/s' "$work/plain.txt" | cut -d' ' -f1) nan nan nan nan" >> "$results"
 
-train_args np1
-"$dptrain" "${args[@]}" > "$work/np1.log"
-read -r np1 np1_wait np1_steps < <(summarize "$work/np1")
-echo "dptrain np=1: $np1 samples/s (data wait $np1_wait of the time)"
+  train_args "np1-$round"
+  "$dptrain" "${args[@]}" > "$work/np1.log"
+  record "$round" np1 "$work/np1-$round"
 
-train_args solo_a
-"$dptrain" "${args[@]}" > "$work/solo_a.log" &
-solo_a_pid=$!
-train_args solo_b
-"$dptrain" "${args[@]}" > "$work/solo_b.log"
-wait "$solo_a_pid"
-read -r solo_a _ < <(summarize "$work/solo_a")
-read -r solo_b _ < <(summarize "$work/solo_b")
-bound=$("$python" -c "print(f'{$solo_a + $solo_b:.1f}')")
-echo "no-communication bound (2 independent np=1 at once): $bound samples/s ($solo_a + $solo_b)"
+  train_args "solo_a-$round"
+  "$dptrain" "${args[@]}" > "$work/solo_a.log" &
+  solo_a_pid=$!
+  train_args "solo_b-$round"
+  "$dptrain" "${args[@]}" > "$work/solo_b.log"
+  wait "$solo_a_pid"
+  record "$round" solo_a "$work/solo_a-$round"
+  record "$round" solo_b "$work/solo_b-$round"
 
-train_args np2
-mpirun -np 2 --bind-to none "$dptrain" "${args[@]}" > "$work/np2.log"
-read -r np2 np2_wait np2_steps < <(summarize "$work/np2")
-echo "dptrain np=2: $np2 samples/s (data wait $np2_wait of the time)"
+  train_args "np2-$round"
+  mpirun -np 2 --bind-to none "$dptrain" "${args[@]}" > "$work/np2.log"
+  record "$round" np2 "$work/np2-$round"
 
-"$python" bench/peers/pytorch_ddp.py --world 2 --steps "$steps" --warmup "$warmup" --batch "$batch" | tee "$work/ddp.txt"
-ddp=$(grep -o '[0-9.]* samples/s' "$work/ddp.txt" | cut -d' ' -f1)
+  "$python" bench/peers/pytorch_ddp.py --world 2 --steps "$steps" --warmup "$warmup" --batch "$batch" \
+    > "$work/ddp.txt"
+  echo "$round ddp $(grep -o '[0-9.]* samples/s' "$work/ddp.txt" | cut -d' ' -f1) nan nan nan nan" >> "$results"
+  grep "^$round " "$results" | sed 's/^/  /'
+done
 
-"$python" - "$plain" "$np1" "$bound" "$np2" "$ddp" "$np2_wait" $np1_steps $np2_steps <<'PY'
-import sys
-plain, np1, bound, np2, ddp, np2_wait = map(float, sys.argv[1:7])
-steps = {"np=1": list(map(float, sys.argv[7:10])), "np=2": list(map(float, sys.argv[10:13]))}
-batch = 64
+"$python" - "$results" "$batch" <<'PY'
+import statistics, sys
+from collections import defaultdict
+runs = defaultdict(dict)  # round -> configuration -> fields
+for line in open(sys.argv[1]):
+    round_, name, *fields = line.split()
+    runs[round_][name] = list(map(float, fields))
+batch = int(sys.argv[2])
+for fields in runs.values():  # the bound: two independent processes at once, throughputs summed
+    fields["bound"] = [fields["solo_a"][0] + fields["solo_b"][0]] + [float("nan")] * 4
+rate = lambda name: statistics.median(r[name][0] for r in runs.values())
 def row(name, value, base, target):
     ratio = value / base
     verdict = "" if target is None else ("  met" if ratio >= target else f"  MISSED (target >= {target})")
     print(f"  {name:<44} {ratio:6.3f}{verdict}")
-print(f"\n  {'configuration':<44} {'samples/s':>10}")
-for name, value in [("plain LibTorch loop, 1 process", plain), ("dptrain np=1", np1),
-                    ("no-communication bound (2 x np=1 at once)", bound), ("dptrain np=2", np2),
-                    ("PyTorch DDP np=2 (gloo)", ddp)]:
-    print(f"  {name:<44} {value:10.1f}")
-print("\n  ratios")
-row("dptrain np=1 / plain loop", np1, plain, 0.98)
-row("dptrain np=2 / no-communication bound", np2, bound, 0.95)
-row("dptrain np=2 / PyTorch DDP np=2", np2, ddp, 1.10)
-row("dptrain np=2 / dptrain np=1 (scaling)", np2, np1, None)
-row("PyTorch DDP np=2 / no-communication bound", ddp, bound, None)
+print(f"\n  {'configuration (median over ' + str(len(runs)) + ' rounds)':<44} {'samples/s':>10}")
+names = [("plain", "plain LibTorch loop, 1 process"), ("np1", "dptrain np=1"),
+         ("bound", "no-communication bound (2 x np=1 at once)"), ("np2", "dptrain np=2"),
+         ("ddp", "PyTorch DDP np=2 (gloo)")]
+for key, name in names:
+    print(f"  {name:<44} {rate(key):10.1f}")
+print("\n  ratios of the medians")
+row("dptrain np=1 / plain loop", rate("np1"), rate("plain"), 0.98)
+row("dptrain np=2 / no-communication bound", rate("np2"), rate("bound"), 0.95)
+row("dptrain np=2 / PyTorch DDP np=2", rate("np2"), rate("ddp"), 1.10)
+row("dptrain np=2 / dptrain np=1 (scaling)", rate("np2"), rate("np1"), None)
+row("PyTorch DDP np=2 / no-communication bound", rate("ddp"), rate("bound"), None)
+print("\n  the same ratios round by round (np2/bound, np2/ddp, np1/plain):")
+for round_, r in runs.items():
+    print(f"    round {round_}: {r['np2'][0] / r['bound'][0]:.3f}  {r['np2'][0] / r['ddp'][0]:.3f}"
+          f"  {r['np1'][0] / r['plain'][0]:.3f}")
 # Step time per rank at np=2, split against the bound's step time (same contention, no communication).
-step = 2 * batch / np2 * 1e3
-compute = 2 * batch / bound * 1e3
-wait = np2_wait * step
+med = lambda name, i: statistics.median(r[name][i] for r in runs.values())
+step = 2 * batch / rate("np2") * 1e3
+compute = 2 * batch / rate("bound") * 1e3
+wait = med("np2", 1) * step
 print(f"\n  dptrain np=2 step time per rank: {step:.1f} ms = compute {compute:.1f} ms (bound's step time)"
       f" + data wait {wait:.1f} ms + exposed communication and framework {max(0.0, step - compute - wait):.1f} ms")
-print("  the trainer's own breakdown per step (max over ranks, ms):")
-for name, (data_ms, compute_ms, comm_ms) in steps.items():
-    print(f"    dptrain {name}: data wait {data_ms:.2f}, compute {compute_ms:.2f}, exposed communication {comm_ms:.2f}")
+print("  the trainer's own breakdown per step (max over ranks, ms, medians):")
+for name in ("np1", "solo_a", "np2"):
+    print(f"    dptrain {name}: data wait {med(name, 2):.2f}, compute {med(name, 3):.2f},"
+          f" exposed communication {med(name, 4):.2f}")
 PY
