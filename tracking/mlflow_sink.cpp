@@ -56,11 +56,12 @@ std::int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// The resolved config as MLflow params: "train.lr" -> "0.001"; lists and other values as JSON text.
+// The resolved config as MLflow params: "train.lr" -> "0.001"; lists and other values as JSON text. A value with
+// no key (params that are not an object) has no MLflow param to become: MLflow rejects an empty key.
 void flatten(const json& value, const std::string& prefix, KeyValues& out) {
   if (value.is_object()) {
     for (const auto& [key, item] : value.items()) flatten(item, prefix.empty() ? key : prefix + "." + key, out);
-  } else {
+  } else if (!prefix.empty()) {
     out.emplace_back(prefix, value.is_string() ? value.get<std::string>() : value.dump());
   }
 }
