@@ -231,13 +231,20 @@ class MlflowSink final : public Sink {
     try {
       if (run_id_.empty()) start_run();
       while (!spool_.pending().empty() && (force || Clock::now() < budget_end)) {
-        std::size_t lines = 1;
+        const std::size_t lines = unmerged_lines_ > 0 ? 1 : mergeable_lines();
         try {
-          lines = send_next();
+          send(lines);
         } catch (const MlflowRestError& e) {
           if (e.failure() != MlflowFailure::rejected) throw;
+          if (lines > 1) {
+            // MLflow 2.x's SQL store fails a batch of over 100 metrics when some of them were logged before (a
+            // replay), though it skips such repeats in smaller batches: resend these lines one at a time.
+            unmerged_lines_ = lines;
+            continue;
+          }
           report("the server rejected a spooled request, which is skipped: " + e.message());
         }
+        unmerged_lines_ -= std::min(unmerged_lines_, lines);
         spool_.pop_acked(lines);
         spool_.save_acked();  // after each request: a crash then resends at most one (MLflow ignores exact repeats)
         ++sent_;
@@ -263,29 +270,37 @@ class MlflowSink final : public Sink {
     }
   }
 
-  // Sends the oldest spooled request and returns how many spool lines it covered: consecutive metric lines
-  // are merged up to the log-batch limit, so that a backlog replays in few requests.
-  std::size_t send_next() {
+  // How many of the oldest spool lines go in the next request: consecutive metric lines are merged up to the
+  // log-batch limit, so that a backlog replays in few requests; any other line goes alone.
+  std::size_t mergeable_lines() const {
+    const std::deque<json>& pending = spool_.pending();
+    if (!pending.front().contains("metrics")) return 1;
+    std::size_t metrics = pending.front().at("metrics").size();
+    std::size_t lines = 1;
+    for (; lines < pending.size() && pending[lines].contains("metrics") &&
+           metrics + pending[lines].at("metrics").size() <= kMetricsPerBatch;
+         ++lines) {
+      metrics += pending[lines].at("metrics").size();
+    }
+    return lines;
+  }
+
+  // Sends the oldest `lines` spool lines as one request (several only when they are all metric lines).
+  void send(std::size_t lines) {
     const std::deque<json>& pending = spool_.pending();
     const json& entry = pending.front();
     if (entry.contains("checkpoint")) {
       send_checkpoint(entry.at("checkpoint"), entry.value("registered_model", ""));
-      return 1;
-    }
-    if (!entry.contains("metrics")) {
+    } else if (!entry.contains("metrics")) {
       rest_.post(std::string(kApi) + "runs/update",
                  {{"run_id", run_id_}, {"status", entry.at("status")}, {"end_time", entry.at("end_time")}});
-      return 1;
+    } else {
+      json metrics = json::array();
+      for (std::size_t i = 0; i < lines; ++i) {
+        for (const json& metric : pending[i].at("metrics")) metrics.push_back(metric);
+      }
+      rest_.post(std::string(kApi) + "runs/log-batch", {{"run_id", run_id_}, {"metrics", std::move(metrics)}});
     }
-    json metrics = entry.at("metrics");
-    std::size_t lines = 1;
-    for (; lines < pending.size() && pending[lines].contains("metrics") &&
-           metrics.size() + pending[lines].at("metrics").size() <= kMetricsPerBatch;
-         ++lines) {
-      for (const json& metric : pending[lines].at("metrics")) metrics.push_back(metric);
-    }
-    rest_.post(std::string(kApi) + "runs/log-batch", {{"run_id", run_id_}, {"metrics", std::move(metrics)}});
-    return lines;
   }
 
   std::string experiment_id() {
@@ -486,6 +501,7 @@ class MlflowSink final : public Sink {
   double backoff_s_ = 1.0;
   Clock::time_point retry_at_{};
   std::int64_t sent_ = 0;
+  std::size_t unmerged_lines_ = 0;  // spool lines to send one per request after a merged request was rejected
 };
 
 // metrics.jsonl lines ({"step":..,"epoch":..,"time":..,"train/loss":..}) back into records.

@@ -75,11 +75,12 @@ run_dir=$(ls -d runs/*/ | head -1)
 result=$(check integration "$run_dir" --checkpoints=ckpt1 --model=integration-model)
 if [ $? -eq 0 ]; then ok "run read back: $result"; else bad "run read back" "$output"$'\n'"$result"; fi
 # As if every acknowledgement had been lost in a crash: the whole spool is replayed, and still nothing is
-# logged or registered twice.
+# logged or registered twice, and no request is rejected (MLflow's SQL store fails large batches of repeats).
 echo 0 > "$run_dir/mlflow-spool.acked"
 output=$(timeout 60 "$dptrain" runs sync "$run_dir" --mlflow "$uri" 2>&1)
 result=$(check integration "$run_dir" --checkpoints=ckpt1 --model=integration-model)
-if [ $? -eq 0 ] && grep -q "nothing left" <<< "$output"; then ok "the whole spool replayed: $result"
+if [ $? -eq 0 ] && grep -q "nothing left" <<< "$output" && ! grep -q "rejected" <<< "$output"; then
+  ok "the whole spool replayed: $result"
 else bad "the whole spool replayed" "$output"$'\n'"$result"; fi
 
 # 2. The server is killed mid-run and restarted: the sink spools meanwhile and replays; nothing lost or doubled.
