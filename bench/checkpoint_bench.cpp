@@ -44,16 +44,19 @@ TrainingState make_state() {
   return state;
 }
 
-// A snapshot as the trainer takes it (host copies), different every call so that no blob is deduplicated.
-CheckpointContents snapshot(TrainingState& state, int round) {
+// A snapshot as the trainer takes it (host copies for an async save, the tensors themselves for a sync one),
+// different every call so that no blob is deduplicated.
+CheckpointContents snapshot(TrainingState& state, int round, bool copy) {
   CheckpointContents contents;
   for (std::size_t i = 0; i < state.model.size(); ++i) {
     state.model[i].view({-1})[0] = static_cast<float>(round);
-    contents.tensors["model"].emplace_back("p" + std::to_string(i), dpt::checkpoint::host_copy(state.model[i]));
+    contents.tensors["model"].emplace_back("p" + std::to_string(i),
+                                           dpt::checkpoint::host_tensor(state.model[i], copy));
   }
   for (std::size_t i = 0; i < state.moments.size(); ++i) {
     state.moments[i].view({-1})[0] = static_cast<float>(round);
-    contents.tensors["optimizer"].emplace_back("m" + std::to_string(i), dpt::checkpoint::host_copy(state.moments[i]));
+    contents.tensors["optimizer"].emplace_back("m" + std::to_string(i),
+                                               dpt::checkpoint::host_tensor(state.moments[i], copy));
   }
   contents.state = {{"step", round}};
   return contents;
@@ -95,7 +98,7 @@ int main(int argc, char** argv) {
   {
     dpt::checkpoint::Checkpointer checkpointer(options);
     for (int round = 0; round < rounds; ++round) {
-      CheckpointContents contents = snapshot(state, round);
+      CheckpointContents contents = snapshot(state, round, false);
       std::vector<std::string> encoded;
       for (const auto& [stem, tensors] : contents.tensors) encoded.push_back(dpt::checkpoint::encode_safetensors(tensors));
       bytes = 0;
@@ -104,7 +107,7 @@ int main(int argc, char** argv) {
       plain_write(root / "plain", encoded);
       plain.push_back(seconds_since(start));
       start = Clock::now();
-      checkpointer.save(snapshot(state, 1000 + round));
+      checkpointer.save(snapshot(state, 1000 + round, false));
       sync.push_back(seconds_since(start));
     }
   }
@@ -114,7 +117,7 @@ int main(int argc, char** argv) {
     dpt::checkpoint::Checkpointer checkpointer(options);
     for (int round = 0; round < rounds; ++round) {
       const auto start = Clock::now();
-      checkpointer.save(snapshot(state, 2000 + round));  // the trainer's stall: host copies + hand-off
+      checkpointer.save(snapshot(state, 2000 + round, true));  // the trainer's stall: host copies + hand-off
       stall.push_back(seconds_since(start));
       checkpointer.wait();  // training would go on here; waited for so rounds do not overlap
       async_total.push_back(seconds_since(start));

@@ -29,9 +29,10 @@ CheckpointerOptions CheckpointerOptions::from_config(const Config& config) {
   return options;
 }
 
-at::Tensor host_copy(const at::Tensor& tensor) {
+at::Tensor host_tensor(const at::Tensor& tensor, bool copy) {
   const at::Tensor detached = tensor.detach();
-  return detached.is_cpu() ? detached.clone() : detached.to(at::kCPU);
+  if (!detached.is_cpu()) return detached.to(at::kCPU);
+  return copy ? detached.clone() : detached;
 }
 
 nlohmann::json build_info() {

@@ -28,9 +28,10 @@ struct CheckpointerOptions {
   static CheckpointerOptions from_config(const Config& config);
 };
 
-// A copy of `tensor` in host memory that training may not change: the CPU tensor itself would be aliased by
-// the saved snapshot, so it is cloned; other devices copy anyway.
-at::Tensor host_copy(const at::Tensor& tensor);
+// `tensor` in host memory for a checkpoint. With `copy` (an async save, which training overlaps) a copy that
+// training cannot change; without it (a synchronous save publishes before training goes on) a CPU tensor
+// is used as it is, which spares a copy of the whole model and optimizer state; other devices copy anyway.
+at::Tensor host_tensor(const at::Tensor& tensor, bool copy = true);
 
 // What the checkpoint records about the build: the project's git commit (at configure time) and the LibTorch,
 // HDF5 and MPI library versions.
@@ -49,7 +50,7 @@ class Checkpointer {
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
-  // Publishes `contents` (tensors already in host memory, see host_copy), then collects garbage and updates
+  // Publishes `contents` (tensors already in host memory, see host_tensor), then collects garbage and updates
   // `best`. Synchronous: returns when published. Async: waits for the previous save (at most one in flight),
   // then hands this one to a background thread and returns at once. A failed save throws (on_error = stop) or
   // prints one warning line (continue); a background failure surfaces at the next save() or wait().
@@ -60,6 +61,7 @@ class Checkpointer {
   std::string wait();
 
   const CheckpointStore& store() const { return store_; }
+  bool async() const { return options_.async; }
 
  private:
   void publish(const CheckpointContents& contents);

@@ -32,9 +32,9 @@ std::string prefix_of(std::size_t index) { return "state." + std::to_string(inde
 
 // The tensor fields of each supported state type; `step` is handled beside them.
 template <typename State>
-void save_fields(const State& state, const std::string& prefix, checkpoint::NamedTensors& out) {
+void save_fields(const State& state, const std::string& prefix, bool copy, checkpoint::NamedTensors& out) {
   const auto put = [&](const char* field, const at::Tensor& tensor) {
-    if (tensor.defined()) out.emplace_back(prefix + field, checkpoint::host_copy(tensor));
+    if (tensor.defined()) out.emplace_back(prefix + field, checkpoint::host_tensor(tensor, copy));
   };
   if constexpr (std::is_same_v<State, torch::optim::SGDParamState>) {
     put("momentum_buffer", state.momentum_buffer());
@@ -93,7 +93,7 @@ void with_state_type(const torch::optim::Optimizer& optimizer, Fn&& fn) {
 
 }  // namespace
 
-checkpoint::NamedTensors optimizer_state_tensors(const torch::optim::Optimizer& optimizer) {
+checkpoint::NamedTensors optimizer_state_tensors(const torch::optim::Optimizer& optimizer, bool copy) {
   checkpoint::NamedTensors out;
   with_state_type(optimizer, [&](auto tag) {
     using State = decltype(tag);
@@ -102,7 +102,7 @@ checkpoint::NamedTensors optimizer_state_tensors(const torch::optim::Optimizer& 
     for (const auto& group : optimizer.param_groups()) {
       for (const auto& param : group.params()) {
         const auto it = states.find(state_key(states, param));
-        if (it != states.end()) save_fields(static_cast<const State&>(*it->second), prefix_of(index), out);
+        if (it != states.end()) save_fields(static_cast<const State&>(*it->second), prefix_of(index), copy, out);
         ++index;
       }
     }

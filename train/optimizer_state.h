@@ -13,9 +13,10 @@ namespace dpt::train {
 // Per-parameter state keyed by the parameter's position across the param groups, as PyTorch's state_dict
 // numbers it: "state.<i>.step" (int64 scalar), "state.<i>.exp_avg", "state.<i>.exp_avg_sq" and
 // "state.<i>.max_exp_avg_sq" (Adam, AdamW; the last only with amsgrad), "state.<i>.momentum_buffer" (SGD).
-// Parameters without state yet (never stepped) have no entries. Tensors are host copies (see host_copy).
+// Parameters without state yet (never stepped) have no entries. Tensors are host copies, or with copy = false the CPU
+// tensors themselves (see checkpoint::host_tensor).
 // Hyper-parameters are not saved: they come from the config. Other optimizer types throw a dpt::Error.
-checkpoint::NamedTensors optimizer_state_tensors(const torch::optim::Optimizer& optimizer);
+checkpoint::NamedTensors optimizer_state_tensors(const torch::optim::Optimizer& optimizer, bool copy = true);
 
 // Replaces the optimizer's state with `tensors` (moved to each parameter's device); an entry that does not fit
 // this optimizer (another type, a parameter index out of range, a missing field, a wrong shape) throws a

@@ -327,17 +327,20 @@ struct Trainer::Impl {
     return result;
   }
 
-  // Host copies of everything a resume needs; `rng_states` holds one CPU generator state per rank (dropout
-  // draws differ between ranks once a batch splits unevenly).
-  checkpoint::CheckpointContents snapshot(const at::Tensor& rng_states) const {
+  // Everything a resume needs, in host memory (copies for an async save; see checkpoint::host_tensor);
+  // `rng_states` holds one CPU generator state per rank (dropout draws differ between ranks once a batch splits
+  // unevenly).
+  checkpoint::CheckpointContents snapshot(const at::Tensor& rng_states, bool copy) const {
     checkpoint::CheckpointContents contents;
     checkpoint::NamedTensors model_tensors;
-    for (const auto& [name, tensor] : named_state()) model_tensors.emplace_back(name, checkpoint::host_copy(tensor));
+    for (const auto& [name, tensor] : named_state()) {
+      model_tensors.emplace_back(name, checkpoint::host_tensor(tensor, copy));
+    }
     contents.tensors["model"] = std::move(model_tensors);
     for (std::int64_t r = 0; r < rng_states.size(0); ++r) {
       contents.tensors["rng"].emplace_back("rank" + std::to_string(r), rng_states[r].clone());
     }
-    contents.tensors["optimizer"] = optimizer_state_tensors(*optimizer);
+    contents.tensors["optimizer"] = optimizer_state_tensors(*optimizer, copy);
     nlohmann::json metrics = nlohmann::json::object();
     if (std::isfinite(last_loss)) metrics["train/loss"] = last_loss;
     if (last_eval) {
@@ -369,7 +372,7 @@ struct Trainer::Impl {
     at::Tensor rng_states = at::empty({backend.world_size(), mine.numel()}, mine.options());
     backend.allgather(mine, rng_states)->wait();
     if (!checkpointer) return;
-    checkpointer->save(snapshot(rng_states));
+    checkpointer->save(snapshot(rng_states, checkpointer->async()));
     record({{"checkpoint/stall_s", seconds_since(stall_start)}});
   }
 
