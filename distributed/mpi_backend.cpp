@@ -4,6 +4,9 @@
 
 #include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 
 #include "core/check.h"
 
@@ -53,13 +56,32 @@ void in_chunks(std::int64_t n, std::int64_t element_size, Fn&& fn) {
 
 }  // namespace
 
+struct MpiBackend::Shared {
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Op bf16_sum = MPI_OP_NULL;
+  MPI_Op fp16_sum = MPI_OP_NULL;
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<std::pair<std::shared_ptr<MpiWork>, std::function<void(Shared&)>>> queue;
+  bool stopping = false;
+  bool exited = false;  // the communication thread has returned
+
+  std::mutex poll_mutex;
+  std::condition_variable poll_wake;
+  int waiters = 0;  // callers blocked in wait(), guarded by poll_mutex
+
+  void run_queue();
+  void await_all_ranks();
+};
+
 class MpiBackend::MpiWork final : public Work {
  public:
-  MpiWork(MpiBackend& backend, std::string what, double timeout_s)
-      : backend_(backend), what_(std::move(what)), timeout_s_(timeout_s) {}
+  MpiWork(std::shared_ptr<Shared> shared, std::string what, double timeout_s)
+      : shared_(std::move(shared)), what_(std::move(what)), timeout_s_(timeout_s) {}
 
   void wait() override {
-    const Waiting waiting(backend_);
+    const Waiting waiting(*shared_);
     std::unique_lock<std::mutex> lock(mutex_);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
     if (!done_cv_.wait_until(lock, deadline, [&] { return done_; })) {
@@ -88,23 +110,23 @@ class MpiBackend::MpiWork final : public Work {
   // Tells the communication thread that a caller is blocked on a collective, so it polls without pause.
   class Waiting {
    public:
-    explicit Waiting(MpiBackend& backend) : backend_(backend) {
+    explicit Waiting(Shared& shared) : shared_(shared) {
       {
-        const std::lock_guard<std::mutex> lock(backend_.poll_mutex_);
-        ++backend_.waiters_;
+        const std::lock_guard<std::mutex> lock(shared_.poll_mutex);
+        ++shared_.waiters;
       }
-      backend_.poll_wake_.notify_all();
+      shared_.poll_wake.notify_all();
     }
     ~Waiting() {
-      const std::lock_guard<std::mutex> lock(backend_.poll_mutex_);
-      --backend_.waiters_;
+      const std::lock_guard<std::mutex> lock(shared_.poll_mutex);
+      --shared_.waiters;
     }
 
    private:
-    MpiBackend& backend_;
+    Shared& shared_;
   };
 
-  MpiBackend& backend_;
+  std::shared_ptr<Shared> shared_;
   std::string what_;
   double timeout_s_;
   std::mutex mutex_;
@@ -113,59 +135,19 @@ class MpiBackend::MpiWork final : public Work {
   std::string error_;
 };
 
-MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s) {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  DPT_CHECK(initialized, "the MPI backend needs MPI to be initialised: launch with mpirun or srun");
-  DPT_CHECK_MPI(MPI_Comm_dup(comm, &comm_));
-  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
-  MPI_Comm_rank(comm_, &rank_);
-  MPI_Comm_size(comm_, &world_size_);
-  DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::BFloat16>, 1, &bf16_sum_));
-  DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::Half>, 1, &fp16_sum_));
-  comm_thread_ = std::thread([this] { run_queue(); });
-}
-
-MpiBackend::~MpiBackend() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  comm_thread_.join();
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) {
-    MPI_Op_free(&bf16_sum_);
-    MPI_Op_free(&fp16_sum_);
-    MPI_Comm_free(&comm_);
-  }
-}
-
-std::shared_ptr<Work> MpiBackend::submit(std::string what, std::function<void()> op) {
-  std::shared_ptr<MpiWork> work;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    work = std::make_shared<MpiWork>(*this, what + " (collective #" + std::to_string(++submitted_) + ")", timeout_s_);
-    queue_.emplace_back(work, std::move(op));
-  }
-  wake_.notify_one();
-  return work;
-}
-
-void MpiBackend::run_queue() {
+void MpiBackend::Shared::run_queue() {
   for (;;) {
-    std::pair<std::shared_ptr<MpiWork>, std::function<void()>> item;
+    std::pair<std::shared_ptr<MpiWork>, std::function<void(Shared&)>> item;
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      item = std::move(queue_.front());
-      queue_.pop_front();
+      std::unique_lock<std::mutex> lock(mutex);
+      wake.wait(lock, [&] { return stopping || !queue.empty(); });
+      if (queue.empty()) return;
+      item = std::move(queue.front());
+      queue.pop_front();
     }
     std::string error;
     try {
-      item.second();
+      item.second(*this);
     } catch (const Error& e) {
       error = e.message();
     } catch (const std::exception& e) {
@@ -180,16 +162,78 @@ void MpiBackend::run_queue() {
 // (with as many ranks as cores, a good part of the compute). So for an overlapped all-reduce the thread first
 // meets the other ranks in an MPI_Ibarrier polled every kPollPause, or without pause once a caller is blocked in
 // wait() (the core is free then); then the blocking all-reduce runs, and its time is real work.
-void MpiBackend::await_all_ranks() {
+void MpiBackend::Shared::await_all_ranks() {
   constexpr auto kPollPause = std::chrono::microseconds(100);
   MPI_Request request;
-  DPT_CHECK_MPI(MPI_Ibarrier(comm_, &request));
+  DPT_CHECK_MPI(MPI_Ibarrier(comm, &request));
   for (int done = 0;;) {
     DPT_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
     if (done) return;
-    std::unique_lock<std::mutex> lock(poll_mutex_);
-    if (waiters_ == 0) poll_wake_.wait_for(lock, kPollPause, [&] { return waiters_ > 0; });
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      DPT_CHECK(!stopping, "the MPI backend was shut down while waiting for the other ranks");
+    }
+    std::unique_lock<std::mutex> lock(poll_mutex);
+    if (waiters == 0) poll_wake.wait_for(lock, kPollPause, [&] { return waiters > 0; });
   }
+}
+
+MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s), shared_(std::make_shared<Shared>()) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  DPT_CHECK(initialized, "the MPI backend needs MPI to be initialised: launch with mpirun or srun");
+  DPT_CHECK_MPI(MPI_Comm_dup(comm, &shared_->comm));
+  MPI_Comm_set_errhandler(shared_->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(shared_->comm, &rank_);
+  MPI_Comm_size(shared_->comm, &world_size_);
+  DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::BFloat16>, 1, &shared_->bf16_sum));
+  DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::Half>, 1, &shared_->fp16_sum));
+  comm_thread_ = std::thread([shared = shared_] {
+    shared->run_queue();
+    {
+      const std::lock_guard<std::mutex> lock(shared->mutex);
+      shared->exited = true;
+    }
+    shared->wake.notify_all();
+  });
+}
+
+MpiBackend::~MpiBackend() {
+  // A collective still running at this point has a rank that never joined it (the job is ending with its
+  // timeout error): after a grace period the thread is left to the process's exit rather than waited for.
+  constexpr auto kShutdownGrace = std::chrono::seconds(2);
+  bool exited = false;
+  {
+    std::unique_lock<std::mutex> lock(shared_->mutex);
+    shared_->stopping = true;
+    shared_->wake.notify_all();
+    exited = shared_->wake.wait_for(lock, kShutdownGrace, [&] { return shared_->exited; });
+  }
+  shared_->poll_wake.notify_all();
+  if (!exited) {
+    comm_thread_.detach();
+    return;
+  }
+  comm_thread_.join();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) {
+    MPI_Op_free(&shared_->bf16_sum);
+    MPI_Op_free(&shared_->fp16_sum);
+    MPI_Comm_free(&shared_->comm);
+  }
+}
+
+std::shared_ptr<Work> MpiBackend::submit(std::string what, std::function<void(Shared&)> op) {
+  std::shared_ptr<MpiWork> work;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    work = std::make_shared<MpiWork>(shared_, what + " (collective #" + std::to_string(++submitted_) + ")",
+                                     timeout_s_);
+    shared_->queue.emplace_back(work, std::move(op));
+  }
+  shared_->wake.notify_all();
+  return work;
 }
 
 std::shared_ptr<Work> MpiBackend::allreduce(at::Tensor& tensor, ReduceOp op) { return allreduce(tensor, op, false); }
@@ -201,20 +245,20 @@ std::shared_ptr<Work> MpiBackend::allreduce_overlapped(at::Tensor& tensor, Reduc
 std::shared_ptr<Work> MpiBackend::allreduce(at::Tensor& tensor, ReduceOp op, bool rendezvous) {
   check_host_contiguous(tensor, "allreduce");
   const MPI_Datatype type = mpi_type(tensor);
-  const MPI_Op sum = tensor.scalar_type() == at::kBFloat16 ? bf16_sum_
-                     : tensor.scalar_type() == at::kHalf   ? fp16_sum_
-                                                           : MPI_SUM;
+  const bool is_16bit = tensor.scalar_type() == at::kBFloat16 || tensor.scalar_type() == at::kHalf;
+  const bool is_bf16 = tensor.scalar_type() == at::kBFloat16;
   at::Tensor t = tensor;
   const int world = world_size_;
   return submit("allreduce of " + std::to_string(t.nbytes()) + " bytes",
-                [this, t, type, sum, op, world, rendezvous]() mutable {
-    if (rendezvous) await_all_ranks();
-    auto* base = static_cast<char*>(t.data_ptr());
-    in_chunks(t.numel(), t.element_size(), [&](std::int64_t byte_offset, int count) {
-      DPT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, base + byte_offset, count, type, sum, comm_));
-    });
-    if (op == ReduceOp::Avg) t.div_(world);
-  });
+                [t, type, is_16bit, is_bf16, op, world, rendezvous](Shared& shared) mutable {
+                  if (rendezvous) shared.await_all_ranks();
+                  const MPI_Op sum = !is_16bit ? MPI_SUM : is_bf16 ? shared.bf16_sum : shared.fp16_sum;
+                  auto* base = static_cast<char*>(t.data_ptr());
+                  in_chunks(t.numel(), t.element_size(), [&](std::int64_t byte_offset, int count) {
+                    DPT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, base + byte_offset, count, type, sum, shared.comm));
+                  });
+                  if (op == ReduceOp::Avg) t.div_(world);
+                });
 }
 
 std::shared_ptr<Work> MpiBackend::broadcast(at::Tensor& tensor, int root) {
@@ -223,10 +267,10 @@ std::shared_ptr<Work> MpiBackend::broadcast(at::Tensor& tensor, int root) {
             world_size_);
   at::Tensor t = tensor;
   return submit("broadcast of " + std::to_string(t.nbytes()) + " bytes from rank " + std::to_string(root),
-                [this, t, root]() {
+                [t, root](Shared& shared) {
                   auto* base = static_cast<char*>(t.data_ptr());
                   in_chunks(static_cast<std::int64_t>(t.nbytes()), 1, [&](std::int64_t offset, int count) {
-                    DPT_CHECK_MPI(MPI_Bcast(base + offset, count, MPI_BYTE, root, comm_));
+                    DPT_CHECK_MPI(MPI_Bcast(base + offset, count, MPI_BYTE, root, shared.comm));
                   });
                 });
 }
@@ -240,14 +284,14 @@ std::shared_ptr<Work> MpiBackend::allgather(const at::Tensor& input, at::Tensor&
   DPT_CHECK(bytes <= INT_MAX, "allgather of ", bytes, " bytes per rank exceeds MPI's 2 GiB count limit");
   at::Tensor in = input;
   at::Tensor out = output;
-  return submit("allgather of " + std::to_string(bytes) + " bytes per rank", [this, in, out, bytes]() {
+  return submit("allgather of " + std::to_string(bytes) + " bytes per rank", [in, out, bytes](Shared& shared) {
     DPT_CHECK_MPI(MPI_Allgather(in.data_ptr(), static_cast<int>(bytes), MPI_BYTE, out.data_ptr(),
-                                static_cast<int>(bytes), MPI_BYTE, comm_));
+                                static_cast<int>(bytes), MPI_BYTE, shared.comm));
   });
 }
 
 std::shared_ptr<Work> MpiBackend::barrier() {
-  return submit("barrier", [this]() { DPT_CHECK_MPI(MPI_Barrier(comm_)); });
+  return submit("barrier", [](Shared& shared) { DPT_CHECK_MPI(MPI_Barrier(shared.comm)); });
 }
 
 }  // namespace dpt::distributed

@@ -1,10 +1,8 @@
 // MpiBackend: collectives over MPI on host tensors, issued in submission order by one communication thread.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <thread>
 
 #include <mpi.h>
@@ -24,7 +22,7 @@ class MpiBackend final : public Backend {
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
   std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op) override;
-  // Meets the other ranks in an MPI_Ibarrier polled at intervals before the all-reduce (see await_all_ranks).
+  // Meets the other ranks in an MPI_Ibarrier polled at intervals before the all-reduce (see Shared).
   std::shared_ptr<Work> allreduce_overlapped(at::Tensor& tensor, ReduceOp op) override;
   std::shared_ptr<Work> broadcast(at::Tensor& tensor, int root) override;
   std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) override;
@@ -32,28 +30,18 @@ class MpiBackend final : public Backend {
 
  private:
   class MpiWork;
-  std::shared_ptr<Work> submit(std::string what, std::function<void()> op);
+  struct Shared;
+  std::shared_ptr<Work> submit(std::string what, std::function<void(Shared&)> op);
   std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op, bool rendezvous);
-  void run_queue();
-  void await_all_ranks();
 
-  MPI_Comm comm_ = MPI_COMM_NULL;
-  MPI_Op bf16_sum_ = MPI_OP_NULL;
-  MPI_Op fp16_sum_ = MPI_OP_NULL;
   int rank_ = 0;
   int world_size_ = 1;
   double timeout_s_;
   std::uint64_t submitted_ = 0;
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::pair<std::shared_ptr<MpiWork>, std::function<void()>>> queue_;
-  bool stopping_ = false;
+  // Everything the communication thread touches, owned jointly with it: a backend destroyed while its thread
+  // is stuck in a collective (a rank hangs, and the job is ending) leaves the thread behind instead of waiting.
+  std::shared_ptr<Shared> shared_;
   std::thread comm_thread_;
-
-  std::mutex poll_mutex_;
-  std::condition_variable poll_wake_;
-  int waiters_ = 0;  // callers blocked in wait(), guarded by poll_mutex_
 };
 
 }  // namespace dpt::distributed

@@ -64,20 +64,37 @@ expect_error "unwritable checkpoint directory" "not-a-dir/store" \
   "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set checkpoint.dir=not-a-dir/store
 expect_error "corrupt dataset file" "not-a-dir" "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set data.train=not-a-dir
 
+# start_endless_run LOG MARK: a 2-rank run that trains until stopped, in the background ($job); then $rank is
+# the PID of one of its ranks (MARK makes its command line unique), once it has logged a step.
+start_endless_run() {
+  timeout 120 "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.epochs=1000 --set checkpoint.enabled=false \
+    --set "run.name=$2" "${@:3}" > "$1" 2>&1 &
+  job=$!
+  rank=""
+  for _ in $(seq 1 60); do
+    rank=$(pgrep -f "dptrain train config.toml .*run.name=$2" | while read -r p; do
+      [ "$(ps -o comm= -p "$p")" = dptrain ] && echo "$p"; done | tail -1)
+    [ -n "$rank" ] && grep -q 'step' "$1" && break
+    sleep 1
+  done
+}
+
 # A rank killed mid-run: the job ends (non-zero) instead of hanging the surviving rank.
-timeout 120 "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.epochs=1000 --set checkpoint.enabled=false \
-  > killed.log 2>&1 &
-job=$!
-victim=""
-for _ in $(seq 1 60); do
-  victim=$(pgrep -f "dptrain train config.toml --set train.epochs=1000" | while read -r p; do
-    [ "$(ps -o comm= -p "$p")" = dptrain ] && echo "$p"; done | tail -1)
-  [ -n "$victim" ] && grep -q 'step' killed.log && break
-  sleep 1
-done
-kill -9 "$victim" 2>/dev/null
+start_endless_run killed.log killed
+kill -9 "$rank" 2>/dev/null
 wait "$job"
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then ok "killed rank ends the job (exit $rc)"; else bad "killed rank ends the job (exit $rc)" "$(cat killed.log)"; fi
+
+# A rank that hangs (stopped, so MPI cannot tell it from a slow one): the other rank's collective times out after
+# ddp.timeout_s with a message naming it, and the job ends.
+start_endless_run hung.log hung --set ddp.timeout_s=5
+kill -STOP "$rank" 2>/dev/null
+wait "$job"
+rc=$?
+kill -KILL "$rank" 2>/dev/null
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "did not complete within 5 s" hung.log; then
+  ok "a hung rank ends the job with a timeout error (exit $rc)"
+else bad "a hung rank ends the job with a timeout error (exit $rc)" "$(tail -20 hung.log)"; fi
 
 finish cli
