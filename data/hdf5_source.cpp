@@ -173,13 +173,14 @@ struct Dataset {
   // Reads samples [run.first, run.first + run.length) into dst: from memory, with pread, or with one hyperslab
   // H5Dread.
   void read_run(const IndexRun& run, void* dst, const std::string& path, int fd) {
-    const std::string what = "reading samples [" + std::to_string(run.first) + ", " +
-                             std::to_string(run.first + run.length) + ") of dataset '" + name + "' in " + path;
     if (resident.defined()) {
-      const auto bytes = static_cast<std::size_t>(run.length * sample_elements * resident.element_size());
-      std::memcpy(dst, static_cast<const char*>(resident.data_ptr()) + run.first * (bytes / run.length), bytes);
+      const std::int64_t sample_bytes = sample_elements * static_cast<std::int64_t>(resident.element_size());
+      std::memcpy(dst, static_cast<const char*>(resident.data_ptr()) + run.first * sample_bytes,
+                  static_cast<std::size_t>(run.length * sample_bytes));
       return;
     }
+    const std::string what = "reading samples [" + std::to_string(run.first) + ", " +
+                             std::to_string(run.first + run.length) + ") of dataset '" + name + "' in " + path;
     std::vector<Extent> extents;
     if (direct && fd >= 0 && locate(run, &extents)) {
       auto* out = static_cast<char*>(dst);
