@@ -41,6 +41,10 @@ constexpr char kLatestAlias[] = "latest-checkpoint";
 // MLflow's documented log-batch limits and its server's length limits (mlflow/utils/validation.py).
 constexpr std::size_t kMetricsPerBatch = 1000;
 constexpr std::size_t kParamsOrTagsPerBatch = 100;
+// MLflow 2.x's SQL store, given a log-batch of metrics some of which it holds already (a replay), looks for the
+// repeats key batch by key batch, 100 metrics' keys at a time, and inserts whatever one key batch did not find:
+// a request of over 100 metrics whose last keys are not all its keys is refused. Up to 100 it skips repeats.
+constexpr std::size_t kMetricsPerRepeatSafeBatch = 100;
 constexpr std::size_t kMaxParamValue = 6000;
 constexpr std::size_t kMaxTagValue = 8000;
 constexpr std::chrono::seconds kSendBudget{1};
@@ -231,20 +235,8 @@ class MlflowSink final : public Sink {
     try {
       if (run_id_.empty()) start_run();
       while (!spool_.pending().empty() && (force || Clock::now() < budget_end)) {
-        const std::size_t lines = unmerged_lines_ > 0 ? 1 : mergeable_lines();
-        try {
-          send(lines);
-        } catch (const MlflowRestError& e) {
-          if (e.failure() != MlflowFailure::rejected) throw;
-          if (lines > 1) {
-            // MLflow 2.x's SQL store fails a batch of over 100 metrics when some of them were logged before (a
-            // replay), though it skips such repeats in smaller batches: resend these lines one at a time.
-            unmerged_lines_ = lines;
-            continue;
-          }
-          report("the server rejected a spooled request, which is skipped: " + e.message());
-        }
-        unmerged_lines_ -= std::min(unmerged_lines_, lines);
+        const std::size_t lines = mergeable_lines();
+        send_or_skip(lines);
         spool_.pop_acked(lines);
         spool_.save_acked();  // after each request: a crash then resends at most one (MLflow ignores exact repeats)
         ++sent_;
@@ -285,8 +277,35 @@ class MlflowSink final : public Sink {
     return lines;
   }
 
-  // Sends the oldest `lines` spool lines as one request (several only when they are all metric lines).
-  void send(std::size_t lines) {
+  // Sends the oldest `lines` spool lines; a request the server refuses (HTTP 4xx) is reported and skipped, after
+  // metrics refused in large requests were resent in requests MLflow checks for repeats correctly.
+  void send_or_skip(std::size_t lines) {
+    std::size_t metrics_per_request = kMetricsPerBatch;
+    for (;;) {
+      try {
+        send(lines, metrics_per_request);
+        return;
+      } catch (const MlflowRestError& e) {
+        if (e.failure() != MlflowFailure::rejected) throw;
+        if (metrics_per_request > kMetricsPerRepeatSafeBatch && metrics_in(lines) > kMetricsPerRepeatSafeBatch) {
+          metrics_per_request = kMetricsPerRepeatSafeBatch;
+          continue;
+        }
+        report("the server rejected a spooled request, which is skipped: " + e.message());
+        return;
+      }
+    }
+  }
+
+  std::size_t metrics_in(std::size_t lines) const {
+    std::size_t metrics = 0;
+    for (std::size_t i = 0; i < lines; ++i) metrics += spool_.pending()[i].value("metrics", json::array()).size();
+    return metrics;
+  }
+
+  // Sends the oldest `lines` spool lines (several only when they are all metric lines), metrics in requests of at
+  // most `metrics_per_request`.
+  void send(std::size_t lines, std::size_t metrics_per_request) {
     const std::deque<json>& pending = spool_.pending();
     const json& entry = pending.front();
     if (entry.contains("checkpoint")) {
@@ -296,10 +315,17 @@ class MlflowSink final : public Sink {
                  {{"run_id", run_id_}, {"status", entry.at("status")}, {"end_time", entry.at("end_time")}});
     } else {
       json metrics = json::array();
+      const auto post = [&] {
+        rest_.post(std::string(kApi) + "runs/log-batch", {{"run_id", run_id_}, {"metrics", std::move(metrics)}});
+        metrics = json::array();
+      };
       for (std::size_t i = 0; i < lines; ++i) {
-        for (const json& metric : pending[i].at("metrics")) metrics.push_back(metric);
+        for (const json& metric : pending[i].at("metrics")) {
+          metrics.push_back(metric);
+          if (metrics.size() == metrics_per_request) post();
+        }
       }
-      rest_.post(std::string(kApi) + "runs/log-batch", {{"run_id", run_id_}, {"metrics", std::move(metrics)}});
+      if (!metrics.empty()) post();
     }
   }
 
@@ -501,7 +527,6 @@ class MlflowSink final : public Sink {
   double backoff_s_ = 1.0;
   Clock::time_point retry_at_{};
   std::int64_t sent_ = 0;
-  std::size_t unmerged_lines_ = 0;  // spool lines to send one per request after a merged request was rejected
 };
 
 // metrics.jsonl lines ({"step":..,"epoch":..,"time":..,"train/loss":..}) back into records.
