@@ -56,7 +56,13 @@ void configure_runtime(Runtime& runtime, const Config& config) {
   RuntimeOptions options;
   options.threads = static_cast<int>(config.get_int("runtime.threads"));
   options.all_ranks_print = config.get_bool("runtime.all_ranks_print");
+  options.bind_cores = config.get_bool("runtime.bind_cores");
   runtime.configure(options);
+}
+
+std::unique_ptr<distributed::Backend> make_backend(const Runtime& runtime, const Config& config) {
+  return distributed::make_backend(runtime, config.get_string("runtime.device"), config.get_float("ddp.timeout_s"),
+                                   config.get_float("ddp.shared_memory_mb"));
 }
 
 // Returns the process exit code: 0, or train::kPreemptedExitCode after a signal-triggered save.
@@ -67,8 +73,7 @@ int run_train(Runtime& runtime, const TrainArgs& args) {
   }
   const Config config = load_config(runtime, args.config, args.overrides);
   configure_runtime(runtime, config);
-  auto backend =
-      distributed::make_backend(runtime, config.get_string("runtime.device"), config.get_float("ddp.timeout_s"));
+  auto backend = make_backend(runtime, config);
   train::Trainer trainer(config, runtime, *backend);
   const train::FitResult result = trainer.fit(args.resume);
   auto& out = runtime.out();
@@ -90,8 +95,7 @@ int run_train(Runtime& runtime, const TrainArgs& args) {
 void run_eval(Runtime& runtime, const EvalArgs& args) {
   const Config config = load_config(runtime, args.config, args.overrides);
   configure_runtime(runtime, config);
-  auto backend =
-      distributed::make_backend(runtime, config.get_string("runtime.device"), config.get_float("ddp.timeout_s"));
+  auto backend = make_backend(runtime, config);
   train::Trainer trainer(config, runtime, *backend);
   trainer.load_weights(args.checkpoint);
   const train::EvalResult result = trainer.evaluate();

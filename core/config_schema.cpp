@@ -74,9 +74,11 @@ const std::vector<ConfigKey>& config_schema() {
       number("train.grad_clip", 0.0, 0, kNoLimit, "clip the global gradient norm to this (0: off)"),
       flag("train.eval_every_epoch", true, "evaluate on data.test after each epoch"),
 
-      integer("runtime.threads", 0, 0, 4096, "torch/OpenBLAS threads per rank (0: cores / ranks on the node)"),
+      integer("runtime.threads", 0, 0, 4096, "torch/OpenBLAS threads per rank (0: this rank's share of the CPUs it may use)"),
       text("runtime.device", "cpu", "where the model runs", {"cpu", "cuda", "auto"}),
       flag("runtime.all_ranks_print", false, "let every rank print, not only rank 0"),
+      flag("runtime.bind_cores", true,
+           "pin each rank to its own runtime.threads CPUs when the launcher left the node's ranks on the same CPUs"),
 
       number("ddp.bucket_cap_mb", 25.0, 1e-6, 1e6, "gradient bucket size in MiB (one all-reduce per bucket)"),
       number("ddp.first_bucket_mb", 1.0, 1e-6, 1e6, "size of the first bucket, small so communication starts early"),
@@ -89,6 +91,8 @@ const std::vector<ConfigKey>& config_schema() {
       text("ddp.compression", "none", "all-reduce gradients as 16-bit values, summed in float32",
            {"none", "bf16", "fp16"}),
       number("ddp.timeout_s", 300.0, 1e-3, 1e9, "a collective that takes longer ends the job with an error"),
+      number("ddp.shared_memory_mb", 16.0, 0.0, 1e6,
+             "MPI ranks on one node all-reduce through two buffers of this many MiB each in /dev/shm (0: MPI_Allreduce)"),
 
       flag("checkpoint.enabled", true, "save checkpoints at all"),
       text("checkpoint.dir", "checkpoints", "checkpoint store directory"),

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <mpi.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +53,41 @@ void set_openblas_threads(int threads) {
   if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
 }
 
+// The CPUs this process may run on (its affinity mask, which a launcher's binding or a container narrows).
+std::vector<int> allowed_cpus() {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(mask), &mask) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &mask)) cpus.push_back(cpu);
+    }
+  }
+  if (cpus.empty()) {
+    for (unsigned cpu = 0; cpu < std::max(1u, std::thread::hardware_concurrency()); ++cpu) {
+      cpus.push_back(static_cast<int>(cpu));
+    }
+  }
+  return cpus;
+}
+
+// Restricts this thread, and every thread it starts from now on, to `cpus`.
+bool pin_to(const std::vector<int>& cpus) {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  for (int cpu : cpus) CPU_SET(cpu, &mask);
+  return sched_setaffinity(0, sizeof(mask), &mask) == 0;
+}
+
+// Whether every rank of `node` may run on exactly the same CPUs: the launcher did not bind them apart.
+bool same_cpus_on_node(MPI_Comm node, const std::vector<int>& cpus) {
+  std::uint64_t hash = 1469598103934665603ULL;
+  for (int cpu : cpus) hash = (hash ^ static_cast<std::uint64_t>(cpu)) * 1099511628211ULL;
+  std::uint64_t range[2] = {hash, ~hash};  // min of the hash and of its complement: equal iff all hashes are equal
+  MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_UINT64_T, MPI_MIN, node);
+  return range[0] == hash && range[1] == ~hash;
+}
+
 }  // namespace
 
 Runtime::Runtime(int& argc, char**& argv) {
@@ -73,6 +109,7 @@ Runtime::Runtime(int& argc, char**& argv) {
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &local_rank_);
     MPI_Comm_size(node, &local_size_);
+    ranks_share_cpus_ = local_size_ > 1 && same_cpus_on_node(node, allowed_cpus());
     MPI_Comm_free(&node);
   }
   set_error_identity(rank_, host_);
@@ -87,8 +124,18 @@ Runtime::~Runtime() {
 }
 
 int Runtime::configure(const RuntimeOptions& options) {
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
-  threads_ = options.threads > 0 ? options.threads : std::max(1, cores / std::max(1, local_size_));
+  const std::vector<int> cpus = allowed_cpus();
+  // Ranks left on the same CPUs by their launcher share them out; ranks bound apart each use their own.
+  const int ranks_on_cpus = ranks_share_cpus_ ? local_size_ : 1;
+  const int cpu_count = static_cast<int>(cpus.size());
+  threads_ = options.threads > 0 ? options.threads : std::max(1, cpu_count / ranks_on_cpus);
+  // Threads that migrate between cores, and ranks that take turns on one, lose cache and time: each rank gets
+  // its own `threads_` of the shared CPUs when they go round (pinned before any worker thread starts).
+  pinned_cpus_.clear();
+  if (options.bind_cores && ranks_share_cpus_ && ranks_on_cpus * threads_ <= cpu_count) {
+    std::vector<int> mine(cpus.begin() + local_rank_ * threads_, cpus.begin() + (local_rank_ + 1) * threads_);
+    if (pin_to(mine)) pinned_cpus_ = std::move(mine);
+  }
   at::set_num_threads(threads_);
   set_openblas_threads(threads_);
   all_ranks_print_ = options.all_ranks_print;

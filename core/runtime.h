@@ -4,14 +4,16 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
 namespace dpt {
 
 struct RuntimeOptions {
-  int threads = 0;               // torch + OpenBLAS threads per rank; 0: cores / ranks on this node
+  int threads = 0;               // torch + OpenBLAS threads per rank; 0: this rank's share of its CPUs
   bool all_ranks_print = false;  // by default only rank 0 writes progress to stdout
+  bool bind_cores = true;        // pin each rank to its own `threads` CPUs when the launcher left them shared
 };
 
 class Runtime {
@@ -32,9 +34,12 @@ class Runtime {
   const std::string& launcher() const { return launcher_; }
   const std::string& host() const { return host_; }
 
-  // Applies thread counts and output policy; returns the threads per rank chosen.
+  // Applies thread counts, CPU binding and output policy; returns the threads per rank chosen. Call it before
+  // starting threads, so that they inherit the binding.
   int configure(const RuntimeOptions& options);
   int threads() const { return threads_; }
+  // The CPUs configure() pinned this rank to; empty when it left the launcher's binding as it was.
+  const std::vector<int>& pinned_cpus() const { return pinned_cpus_; }
 
   // Progress output: rank 0's stdout; other ranks' only with all_ranks_print.
   std::ostream& out() const;
@@ -52,6 +57,8 @@ class Runtime {
   int local_rank_ = 0;
   int local_size_ = 1;
   int threads_ = 1;
+  bool ranks_share_cpus_ = false;  // more than one rank on this node, all allowed on the same CPUs
+  std::vector<int> pinned_cpus_;
   bool uses_mpi_ = false;
   bool all_ranks_print_ = false;
   std::string launcher_ = "single process";

@@ -1,6 +1,8 @@
 // make_backend: NCCL for CUDA tensors across MPI ranks, MPI for CPU tensors, the local backend for a world of one.
 #include "distributed/make_backend.h"
 
+#include <iostream>
+
 #include "core/check.h"
 #include "distributed/local_backend.h"
 #include "distributed/mpi_backend.h"
@@ -11,11 +13,20 @@
 
 namespace dpt::distributed {
 
-std::unique_ptr<Backend> make_backend(const Runtime& runtime, const std::string& device, double timeout_s) {
+std::unique_ptr<Backend> make_backend(const Runtime& runtime, const std::string& device, double timeout_s,
+                                      double shared_memory_mb) {
   if (!runtime.uses_mpi() || runtime.world_size() == 1) return std::make_unique<LocalBackend>();
   // The same rule as the trainer's device choice, so that backend and tensors agree.
   const bool cuda = device == "cuda" || (device == "auto" && at::hasCUDA());
-  if (!cuda) return std::make_unique<MpiBackend>(MPI_COMM_WORLD, timeout_s);
+  if (!cuda) {
+    auto backend = std::make_unique<MpiBackend>(MPI_COMM_WORLD, timeout_s,
+                                                static_cast<std::size_t>(shared_memory_mb * 1024 * 1024));
+    if (runtime.is_main() && !backend->shared_memory_unavailable().empty()) {
+      std::cerr << "dptrain: warning: all-reduces go through MPI, slower than through shared memory: "
+                << backend->shared_memory_unavailable() << std::endl;
+    }
+    return backend;
+  }
 #ifdef DPTRAIN_HAS_NCCL
   MpiStore store(MPI_COMM_WORLD, 0, timeout_s);
   return std::make_unique<NcclBackend>(store, runtime.rank(), runtime.world_size(), runtime.local_rank(), timeout_s);

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "core/check.h"
+#include "distributed/shm_allreduce.h"
 
 namespace dpt::distributed {
 namespace {
@@ -60,6 +61,7 @@ struct MpiBackend::Shared {
   MPI_Comm comm = MPI_COMM_NULL;
   MPI_Op bf16_sum = MPI_OP_NULL;
   MPI_Op fp16_sum = MPI_OP_NULL;
+  std::unique_ptr<ShmAllreduce> shm;  // null: the ranks span nodes, or shared memory is off or unavailable
 
   std::mutex mutex;
   std::condition_variable wake;
@@ -178,7 +180,8 @@ void MpiBackend::Shared::await_all_ranks() {
   }
 }
 
-MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s), shared_(std::make_shared<Shared>()) {
+MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s, std::size_t shared_memory_bytes)
+    : timeout_s_(timeout_s), shared_(std::make_shared<Shared>()) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   DPT_CHECK(initialized, "the MPI backend needs MPI to be initialised: launch with mpirun or srun");
@@ -188,6 +191,7 @@ MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s),
   MPI_Comm_size(shared_->comm, &world_size_);
   DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::BFloat16>, 1, &shared_->bf16_sum));
   DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::Half>, 1, &shared_->fp16_sum));
+  shared_->shm = ShmAllreduce::create(shared_->comm, shared_memory_bytes, &shared_memory_unavailable_);
   comm_thread_ = std::thread([shared = shared_] {
     shared->run_queue();
     {
@@ -236,6 +240,8 @@ std::shared_ptr<Work> MpiBackend::submit(std::string what, std::function<void(Sh
   return work;
 }
 
+bool MpiBackend::uses_shared_memory() const { return shared_->shm != nullptr; }
+
 std::shared_ptr<Work> MpiBackend::allreduce(at::Tensor& tensor, ReduceOp op) { return allreduce(tensor, op, false); }
 
 std::shared_ptr<Work> MpiBackend::allreduce_overlapped(at::Tensor& tensor, ReduceOp op) {
@@ -251,12 +257,22 @@ std::shared_ptr<Work> MpiBackend::allreduce(at::Tensor& tensor, ReduceOp op, boo
   const int world = world_size_;
   return submit("allreduce of " + std::to_string(t.nbytes()) + " bytes",
                 [t, type, is_16bit, is_bf16, op, world, rendezvous](Shared& shared) mutable {
-                  if (rendezvous) shared.await_all_ranks();
-                  const MPI_Op sum = !is_16bit ? MPI_SUM : is_bf16 ? shared.bf16_sum : shared.fp16_sum;
-                  auto* base = static_cast<char*>(t.data_ptr());
-                  in_chunks(t.numel(), t.element_size(), [&](std::int64_t byte_offset, int count) {
-                    DPT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, base + byte_offset, count, type, sum, shared.comm));
-                  });
+                  if (shared.shm && ShmAllreduce::supports(t)) {
+                    shared.shm->sum(t, [&] {
+                      if (rendezvous) {
+                        shared.await_all_ranks();
+                      } else {
+                        DPT_CHECK_MPI(MPI_Barrier(shared.comm));
+                      }
+                    });
+                  } else {
+                    if (rendezvous) shared.await_all_ranks();
+                    const MPI_Op sum = !is_16bit ? MPI_SUM : is_bf16 ? shared.bf16_sum : shared.fp16_sum;
+                    auto* base = static_cast<char*>(t.data_ptr());
+                    in_chunks(t.numel(), t.element_size(), [&](std::int64_t byte_offset, int count) {
+                      DPT_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, base + byte_offset, count, type, sum, shared.comm));
+                    });
+                  }
                   if (op == ReduceOp::Avg) t.div_(world);
                 });
 }

@@ -429,7 +429,7 @@ struct Trainer::Impl {
     const auto& sampler = train_loader->sampler();
     runtime.out() << "dptrain: run " << run_id << " | " << backend.world_size() << " rank(s) via "
                   << runtime.launcher() << ", backend " << backend.name() << ", " << runtime.threads()
-                  << " thread(s)/rank | model " << config.get_string("model.name") << " (" << numel
+                  << " thread(s)/rank" << (runtime.pinned_cpus().empty() ? "" : " on its own CPUs") << " | model " << config.get_string("model.name") << " (" << numel
                   << " parameters) | " << sampler.num_samples() << " samples, global batch "
                   << sampler.world_size() * sampler.batch_per_rank() << ", " << total_steps() << " steps" << std::endl;
   }

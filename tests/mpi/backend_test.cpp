@@ -1,0 +1,108 @@
+// MpiBackend's all-reduce over real MPI ranks, through shared memory (every rank of these tests runs on one node)
+// and through MPI_Allreduce: exact sums for every dtype it reduces, sizes that do not split evenly over the ranks,
+// tensors many times larger than the shared buffers, many collectives back to back, and the same result on
+// every rank.
+#include "distributed/mpi_backend.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "mpi_test_env.h"
+
+namespace dpt {
+namespace {
+
+constexpr std::size_t kSmallBuffer = 4096;  // bytes: a 100 000-element tensor takes tens of pieces
+
+// Rank r's contribution: small integers, so that every dtype holds the exact sum.
+torch::Tensor contribution(std::int64_t n, int rank, std::int64_t salt, torch::ScalarType dtype) {
+  return ((torch::arange(n, torch::kLong) * 7 + rank * 3 + salt) % 11).to(dtype);
+}
+
+torch::Tensor expected_sum(std::int64_t n, int world, std::int64_t salt, torch::ScalarType dtype) {
+  torch::Tensor sum = torch::zeros({n}, torch::kLong);
+  for (int r = 0; r < world; ++r) sum += contribution(n, r, salt, torch::kLong);
+  return sum.to(dtype);
+}
+
+// Every rank holds the same bytes as rank 0.
+void expect_identical_on_every_rank(distributed::Backend& backend, const torch::Tensor& t, const std::string& what) {
+  torch::Tensor bytes = t.contiguous().view(torch::kByte).flatten();
+  torch::Tensor all = torch::empty({backend.world_size(), bytes.numel()}, torch::kByte);
+  backend.allgather(bytes, all)->wait();
+  for (int r = 1; r < backend.world_size(); ++r) {
+    EXPECT_TRUE(torch::equal(all[r], all[0])) << what << ": rank " << r << " differs from rank 0";
+  }
+}
+
+class MpiAllreduce : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(MpiAllreduce, SumsEveryDtypeExactlyAtAnySize) {
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, GetParam());
+  EXPECT_EQ(backend.uses_shared_memory(), GetParam() > 0) << backend.shared_memory_unavailable();
+  const int world = backend.world_size();
+  const std::vector<torch::ScalarType> dtypes = {torch::kFloat,  torch::kDouble, torch::kBFloat16, torch::kHalf,
+                                                 torch::kByte,   torch::kChar,   torch::kInt,      torch::kLong};
+  const std::vector<std::int64_t> sizes = {1, world - 1, world + 1, 1000, 100003};
+  std::int64_t salt = 0;
+  for (const auto dtype : dtypes) {
+    for (const std::int64_t n : sizes) {
+      for (const bool overlapped : {false, true}) {
+        const std::string what = std::string(c10::toString(dtype)) + " x " + std::to_string(n) +
+                                 (overlapped ? " (overlapped)" : "");
+        torch::Tensor t = contribution(n, backend.rank(), ++salt, dtype);
+        auto work = overlapped ? backend.allreduce_overlapped(t, distributed::ReduceOp::Sum)
+                               : backend.allreduce(t, distributed::ReduceOp::Sum);
+        work->wait();
+        EXPECT_TRUE(torch::equal(t, expected_sum(n, world, salt, dtype))) << what;
+        expect_identical_on_every_rank(backend, t, what);
+      }
+    }
+  }
+}
+
+TEST_P(MpiAllreduce, AveragesAndKeepsOrderAcrossManyCollectives) {
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, GetParam());
+  const int world = backend.world_size();
+  // Submitted all at once, then waited for: the pieces of consecutive collectives reuse the two buffers in turn.
+  std::vector<torch::Tensor> tensors;
+  std::vector<std::shared_ptr<distributed::Work>> works;
+  for (int i = 0; i < 40; ++i) {
+    tensors.push_back(contribution(1000 + 997 * i, backend.rank(), i, torch::kFloat));
+    works.push_back(backend.allreduce_overlapped(tensors.back(), distributed::ReduceOp::Sum));
+  }
+  for (int i = 0; i < 40; ++i) {
+    works[i]->wait();
+    EXPECT_TRUE(torch::equal(tensors[i], expected_sum(1000 + 997 * i, world, i, torch::kFloat))) << "collective " << i;
+  }
+  torch::Tensor avg = contribution(5000, backend.rank(), 1, torch::kDouble);
+  backend.allreduce(avg, distributed::ReduceOp::Avg)->wait();
+  EXPECT_TRUE(torch::allclose(avg, expected_sum(5000, world, 1, torch::kDouble) / world, 0, 1e-12));
+}
+
+// Random floats: shared memory and MPI_Allreduce agree (to rounding: they may add the ranks in another order).
+TEST(MpiAllreduceSharedMemory, AgreesWithMpiAllreduceOnRandomValues) {
+  distributed::MpiBackend shm(MPI_COMM_WORLD, 60.0, kSmallBuffer);
+  distributed::MpiBackend mpi(MPI_COMM_WORLD, 60.0, 0);
+  ASSERT_TRUE(shm.uses_shared_memory()) << shm.shared_memory_unavailable();
+  torch::manual_seed(shm.rank() + 1);
+  torch::Tensor a = torch::randn({300001});
+  torch::Tensor b = a.clone();
+  shm.allreduce(a, distributed::ReduceOp::Sum)->wait();
+  mpi.allreduce(b, distributed::ReduceOp::Sum)->wait();
+  EXPECT_TRUE(torch::allclose(a, b, 1e-6, 1e-6));
+  expect_identical_on_every_rank(shm, a, "random floats");
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, MpiAllreduce,
+                         ::testing::Values(std::size_t{0}, kSmallBuffer,
+                                           distributed::MpiBackend::kDefaultSharedMemoryBytes),
+                         [](const ::testing::TestParamInfo<std::size_t>& info) {
+                           return info.param == 0 ? std::string("MpiAllreduce")
+                                                  : "SharedMemory" + std::to_string(info.param);
+                         });
+
+}  // namespace
+}  // namespace dpt
