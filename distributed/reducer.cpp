@@ -151,8 +151,9 @@ void Reducer::zero_grad() {
     layout(rebuilt_order_);
     rebuilt_order_.clear();
   }
-  flat_.zero_();
-  bind_gradient_views();
+  // Gradients start undefined rather than as zeroed views: backward's AccumulateGrad then hands each gradient
+  // over instead of adding it to zeros, and the ready hook copies it into its view (no pass zeroing the buckets).
+  for (auto& p : params_) p.tensor.mutable_grad().reset();
 }
 
 void Reducer::prepare_for_backward(const BackwardPass& pass) {
@@ -180,14 +181,23 @@ void Reducer::on_gradient_ready(std::size_t index) {
                   "prepare_for_backward() and finish()";
     return;
   }
-  // Autograd replaces .grad instead of adding in place under create_graph; keep the bucket authoritative.
-  const at::Tensor& grad = p.tensor.grad();
-  if (!grad.is_same(p.view)) {
-    p.view.copy_(grad);
-    p.tensor.mutable_grad() = p.view;
-  }
+  adopt_gradient(p);
   if (!order_recorded_) ready_order_.push_back(index);
   mark_ready(index);
+}
+
+// Moves the parameter's gradient into its view (none yet: zeros) and makes the view its .grad. The gradient is
+// elsewhere after zero_grad(), after accumulation micro-steps, and under create_graph (autograd then replaces
+// .grad instead of adding in place).
+void Reducer::adopt_gradient(Parameter& p) {
+  const at::Tensor& grad = p.tensor.grad();
+  if (grad.is_same(p.view)) return;
+  if (grad.defined()) {
+    p.view.copy_(grad);
+  } else {
+    p.view.zero_();
+  }
+  p.tensor.mutable_grad() = p.view;
 }
 
 void Reducer::mark_ready(std::size_t index) {
@@ -228,10 +238,11 @@ void Reducer::finish() {
     DPT_CHECK(armed_, "Reducer::finish() without prepare_for_backward()");
     armed_ = false;
     DPT_CHECK(hook_error_.empty(), "step ", pass_.step, ": ", hook_error_);
-    // Parameters without a gradient are ready as they are (zeros, or earlier micro-steps' sums), so every
-    // rank launches every bucket and no rank waits for a collective another rank never starts.
+    // Parameters without a gradient in this pass are ready with zeros, or with earlier micro-steps' sums, so
+    // every rank launches every bucket and no rank waits for a collective another rank never starts.
     for (std::size_t i = 0; i < params_.size(); ++i) {
       if (params_[i].ready) continue;
+      adopt_gradient(params_[i]);
       if (pass_.has_samples) unused.push_back(i);
       if (!order_recorded_) ready_order_.push_back(i);
       mark_ready(i);

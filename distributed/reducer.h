@@ -51,8 +51,9 @@ class Reducer {
   Reducer(const Reducer&) = delete;
   Reducer& operator=(const Reducer&) = delete;
 
-  // Zeroes the gradient buckets and binds every parameter's .grad to its view. Call once per optimizer step,
-  // before the first backward. Applies a bucket order rebuilt after the first step.
+  // Starts an optimizer step: every parameter's .grad becomes undefined, and is its view into bucket memory
+  // again once its gradient is ready (or after finish()). Call once per optimizer step, before the first
+  // backward. Applies a bucket order rebuilt after the first step.
   void zero_grad();
 
   // Arms the hooks for the next backward pass. An accumulation pass (communicate = false) needs no finish().
@@ -75,6 +76,7 @@ class Reducer {
 
   void layout(const std::vector<std::size_t>& order);
   void bind_gradient_views();
+  void adopt_gradient(Parameter& p);
   void on_gradient_ready(std::size_t index);
   void mark_ready(std::size_t index);
   void launch_ready_buckets();
