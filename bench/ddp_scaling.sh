@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ddp_scaling: fashion_cnn training throughput of dptrain at np=1 and np=2 against baselines measured in the same
-# run: PyTorch DDP np=2 (gloo), the no-communication bound (two independent np=1 dptrain processes at once) and a
-# plain LibTorch loop (framework overhead at np=1). Batches of 64 per rank, Adam, 200 steps after 20 warm-up,
-# one thread per rank, ROUNDS interleaved rounds, medians. Takes about 2 minutes a round on a 2-core machine.
+# run: PyTorch DDP np=2 (gloo), the no-communication bound (two independent np=1 dptrain processes at once, just
+# before and just after np=2) and a plain LibTorch loop (framework overhead at np=1). Batches of 64 per rank, Adam,
+# 200 steps after 20 warm-up, one thread per rank, ROUNDS interleaved rounds, medians. Takes about 2.5 minutes a
+# round on a 2-core machine.
 #   bash bench/ddp_scaling.sh     (BUILD=build-dir, DATA=train.h5, STEPS=200, ROUNDS=3 override the defaults)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,6 +67,20 @@ results="$work/results.txt"
 record() {  # round configuration run-dir
   echo "$1 $2 $(summarize "$3")" >> "$results"
 }
+# Two independent np=1 processes at once (the no-communication bound), recorded as LABEL_a and LABEL_b. Each round
+# runs a pair just before np=2 and one just after, and takes their mean as the bound: the VM's speed drifts within
+# minutes (one pair alone has run 20 % slower than the same pair a few minutes later).
+solo_pair() {  # round label
+  local pid
+  train_args "$2_a-$1"
+  "$dptrain" "${args[@]}" > "$work/$2_a.log" &
+  pid=$!
+  train_args "$2_b-$1"
+  "$dptrain" "${args[@]}" > "$work/$2_b.log"
+  wait "$pid"
+  record "$1" "$2_a" "$work/$2_a-$1"
+  record "$1" "$2_b" "$work/$2_b-$1"
+}
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   "$build/bench/plain_loop" --steps "$steps" --warmup "$warmup" --batch "$batch" --threads 1 > "$work/plain.txt"
@@ -75,18 +90,11 @@ for round in $(seq "$rounds"); do
   "$dptrain" "${args[@]}" > "$work/np1.log"
   record "$round" np1 "$work/np1-$round"
 
-  train_args "solo_a-$round"
-  "$dptrain" "${args[@]}" > "$work/solo_a.log" &
-  solo_a_pid=$!
-  train_args "solo_b-$round"
-  "$dptrain" "${args[@]}" > "$work/solo_b.log"
-  wait "$solo_a_pid"
-  record "$round" solo_a "$work/solo_a-$round"
-  record "$round" solo_b "$work/solo_b-$round"
-
+  solo_pair "$round" solo
   train_args "np2-$round"
   mpirun -np 2 --bind-to none "$dptrain" "${args[@]}" > "$work/np2.log"
   record "$round" np2 "$work/np2-$round"
+  solo_pair "$round" solo_after
 
   "$python" bench/peers/pytorch_ddp.py --world 2 --steps "$steps" --warmup "$warmup" --batch "$batch" \
     > "$work/ddp.txt"
@@ -102,8 +110,9 @@ for line in open(sys.argv[1]):
     round_, name, *fields = line.split()
     runs[round_][name] = list(map(float, fields))
 batch = int(sys.argv[2])
-for fields in runs.values():  # the bound: two independent processes at once, throughputs summed
-    fields["bound"] = [fields["solo_a"][0] + fields["solo_b"][0]] + [float("nan")] * 4
+for fields in runs.values():  # the bound: two independent processes at once, throughputs summed; mean of 2 pairs
+    pairs = [fields[p + "_a"][0] + fields[p + "_b"][0] for p in ("solo", "solo_after")]
+    fields["bound"] = [sum(pairs) / len(pairs)] + [float("nan")] * 4
 rate = lambda name: statistics.median(r[name][0] for r in runs.values())
 def row(name, value, base, target):
     ratio = value / base
