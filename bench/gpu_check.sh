@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpu_check: on a GPU machine, in one go: build dptrain against the CUDA LibTorch of a Python torch, check the NCCL
-# backend (world size 1) and the CUDA scale_copy kernel against the CPU path, then run allreduce_perf over NCCL
+# backend (world size 1) and the CUDA scale_copy and adam_step kernels against the CPU path, then run allreduce_perf over NCCL
 # with one rank per visible GPU. Needs the Debian packages of scripts/install-deps.sh and a CUDA build of torch.
 #   bash bench/gpu_check.sh             (BUILD=build-gpu and PYTHON=python3 by default)
 set -euo pipefail
@@ -20,7 +20,7 @@ cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAK
   -DDPTRAIN_WITH_CUDA=ON -DDPTRAIN_WITH_NCCL=ON -DDPTRAIN_BUILD_TESTS=OFF -DDPTRAIN_BUILD_BENCH=ON
 cmake --build "$build" --target gpu_check allreduce_perf -j"$(nproc)"
 
-echo "== correctness: NCCL backend at world size 1, CUDA scale_copy vs CPU"
+echo "== correctness: NCCL backend at world size 1, CUDA scale_copy and adam_step vs CPU"
 "$build/bench/gpu_check"
 
 echo "== allreduce_perf over NCCL, $gpus rank(s), one per GPU"

@@ -65,6 +65,8 @@ const std::vector<ConfigKey>& config_schema() {
       integer("train.max_steps", 0, 0, 9.2e18, "stop after this many optimizer steps (0: no limit)"),
       integer("train.batch_size", 64, 1, 1e9, "samples per rank per step (global batch = ranks x this)"),
       text("train.optimizer", "adam", "optimizer", {"adam", "adamw", "sgd"}),
+      flag("train.fused_optimizer", true, "adam/adamw: update each parameter in one pass (same state and results "
+           "to float32 rounding as LibTorch's op-by-op step, which false selects)"),
       number("train.lr", 1e-3, 1e-12, 1e6, "learning rate"),
       text("train.lr_schedule", "constant", "learning-rate schedule", {"constant", "cosine", "step"}),
       integer("train.lr_step_epochs", 1, 1, 1e9, "with lr_schedule = step: epochs between decays"),

@@ -2,7 +2,6 @@
 #include "train/optimizer_state.h"
 
 #include <map>
-#include <sstream>
 #include <type_traits>
 
 #include <torch/optim/adam.h>
@@ -14,19 +13,6 @@
 
 namespace dpt::train {
 namespace {
-
-// LibTorch 1.13 keys the state map by the printed TensorImpl address, 2.x by the address itself.
-template <typename StateMap>
-typename StateMap::key_type state_key(const StateMap&, const at::Tensor& param) {
-  using Key = typename StateMap::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream text;
-    text << static_cast<const void*>(param.unsafeGetTensorImpl());
-    return text.str();
-  } else {
-    return static_cast<Key>(param.unsafeGetTensorImpl());
-  }
-}
 
 std::string prefix_of(std::size_t index) { return "state." + std::to_string(index) + "."; }
 
@@ -101,7 +87,7 @@ checkpoint::NamedTensors optimizer_state_tensors(const torch::optim::Optimizer& 
     std::size_t index = 0;
     for (const auto& group : optimizer.param_groups()) {
       for (const auto& param : group.params()) {
-        const auto it = states.find(state_key(states, param));
+        const auto it = states.find(optimizer_state_key(states, param));
         if (it != states.end()) save_fields(static_cast<const State&>(*it->second), prefix_of(index), copy, out);
         ++index;
       }
@@ -121,7 +107,7 @@ void load_optimizer_state(torch::optim::Optimizer& optimizer, const checkpoint::
     for (const auto& group : optimizer.param_groups()) {
       for (const auto& param : group.params()) {
         if (auto state = load_fields<State>(by_name, prefix_of(index), param, what)) {
-          states[state_key(states, param)] = std::move(state);
+          states[optimizer_state_key(states, param)] = std::move(state);
         }
         ++index;
       }

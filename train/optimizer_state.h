@@ -2,13 +2,29 @@
 // in LibTorch's own archive format.
 #pragma once
 
+#include <sstream>
 #include <string>
+#include <type_traits>
 
 #include <torch/optim/optimizer.h>
 
 #include "checkpoint/safetensors.h"
 
 namespace dpt::train {
+
+// The key of `param`'s entry in an optimizer's state map: LibTorch 1.13 keys it by the printed TensorImpl
+// address, 2.x by the address itself.
+template <typename StateMap>
+typename StateMap::key_type optimizer_state_key(const StateMap&, const at::Tensor& param) {
+  using Key = typename StateMap::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream text;
+    text << static_cast<const void*>(param.unsafeGetTensorImpl());
+    return text.str();
+  } else {
+    return static_cast<Key>(param.unsafeGetTensorImpl());
+  }
+}
 
 // Per-parameter state keyed by the parameter's position across the param groups, as PyTorch's state_dict
 // numbers it: "state.<i>.step" (int64 scalar), "state.<i>.exp_avg", "state.<i>.exp_avg_sq" and

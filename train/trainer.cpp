@@ -28,6 +28,7 @@
 #include "tracking/sinks.h"
 #include "tracking/system_metrics.h"
 #include "train/model_registry.h"
+#include "train/fused_adam.h"
 #include "train/optimizer_state.h"
 #include "train/preemption.h"
 
@@ -48,11 +49,16 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config, st
   const std::string& name = config.get_string("train.optimizer");
   const double lr = config.get_float("train.lr");
   const double wd = config.get_float("train.weight_decay");
+  const bool fused = config.get_bool("train.fused_optimizer");
   if (name == "adam") {
-    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).weight_decay(wd));
+    const auto options = torch::optim::AdamOptions(lr).weight_decay(wd);
+    if (fused) return std::make_unique<FusedAdam>(params, options);
+    return std::make_unique<torch::optim::Adam>(params, options);
   }
   if (name == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(lr).weight_decay(wd));
+    const auto options = torch::optim::AdamWOptions(lr).weight_decay(wd);
+    if (fused) return std::make_unique<FusedAdamW>(params, options);
+    return std::make_unique<torch::optim::AdamW>(params, options);
   }
   return std::make_unique<torch::optim::SGD>(
       params, torch::optim::SGDOptions(lr).momentum(config.get_float("train.momentum")).weight_decay(wd));
