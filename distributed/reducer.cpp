@@ -186,16 +186,18 @@ void Reducer::on_gradient_ready(std::size_t index) {
   mark_ready(index);
 }
 
-// Moves the parameter's gradient into its view (none yet: zeros) and makes the view its .grad. The gradient is
-// elsewhere after zero_grad(), after accumulation micro-steps, and under create_graph (autograd then replaces
-// .grad instead of adding in place).
+// Moves the parameter's gradient, scaled by this rank's share of the global batch, into its view (none yet:
+// zeros) and makes the view its .grad: the scaling costs no pass of its own. The gradient is elsewhere after
+// zero_grad(), after accumulation micro-steps, and under create_graph (autograd then replaces .grad instead of
+// adding in place).
 void Reducer::adopt_gradient(Parameter& p) {
   const at::Tensor& grad = p.tensor.grad();
-  if (grad.is_same(p.view)) return;
-  if (grad.defined()) {
-    p.view.copy_(grad);
-  } else {
+  if (!grad.defined()) {
     p.view.zero_();
+  } else if (pass_.weight == 1.0) {
+    if (!grad.is_same(p.view)) p.view.copy_(grad);
+  } else {
+    kernels::scale_copy(p.view, grad, pass_.weight);
   }
   p.tensor.mutable_grad() = p.view;
 }
@@ -210,10 +212,9 @@ void Reducer::launch_ready_buckets() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) launch(buckets_[next_launch_++]);
 }
 
+// Every gradient in the bucket is already scaled by this rank's share of the global batch (adopt_gradient): the
+// sum over ranks is the gradient of the global-batch mean loss, also when ranks hold unequal sample counts.
 void Reducer::launch(Bucket& bucket) {
-  // Each rank's share of the global batch: the sum over ranks is the gradient of the global-batch mean loss,
-  // also when ranks hold unequal sample counts.
-  if (pass_.weight != 1.0) kernels::scale_copy(bucket.flat, bucket.flat, pass_.weight);
   if (backend_.world_size() == 1) return;
   if (options_.compression == Compression::None) {
     bucket.work = backend_.allreduce_overlapped(bucket.flat, ReduceOp::Sum);
