@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <ctime>
+#include <thread>
 #include <vector>
 
 #include "mpi_test_env.h"
@@ -83,6 +86,33 @@ TEST_P(MpiAllreduce, AveragesAndKeepsOrderAcrossManyCollectives) {
 }
 
 // Random floats: shared memory and MPI_Allreduce agree (to rounding: they may add the ranks in another order).
+// A rank that reaches a gradient bucket's all-reduce first waits for the others without taking a core from its
+// training thread: its process uses a small fraction of the CPU while the other ranks are late.
+TEST_P(MpiAllreduce, WaitingForALateRankCostsNoCpu) {
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, GetParam());
+  const auto cpu_seconds = [] {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+  };
+  constexpr auto kLate = std::chrono::milliseconds(400);
+  torch::Tensor t = contribution(1 << 18, backend.rank(), 5, torch::kFloat);
+  std::shared_ptr<distributed::Work> work;
+  double used = 0.0;
+  if (backend.rank() == 0) {
+    const double start = cpu_seconds();
+    work = backend.allreduce_overlapped(t, distributed::ReduceOp::Sum);
+    std::this_thread::sleep_for(kLate);  // the training thread would compute here
+    used = cpu_seconds() - start;
+  } else {
+    std::this_thread::sleep_for(kLate);
+    work = backend.allreduce_overlapped(t, distributed::ReduceOp::Sum);
+  }
+  work->wait();
+  EXPECT_TRUE(torch::equal(t, expected_sum(1 << 18, backend.world_size(), 5, torch::kFloat)));
+  EXPECT_LT(used, 0.05 * std::chrono::duration<double>(kLate).count()) << "CPU seconds used while waiting";
+}
+
 TEST(MpiAllreduceSharedMemory, AgreesWithMpiAllreduceOnRandomValues) {
   distributed::MpiBackend shm(MPI_COMM_WORLD, 60.0, kSmallBuffer);
   distributed::MpiBackend mpi(MPI_COMM_WORLD, 60.0, 0);
