@@ -41,10 +41,12 @@ train_args() {
     --set "run.output_dir=$work/$1")
 }
 
-# Prints "samples/s data-wait-fraction data-wait-ms compute-ms exposed-comm-ms" over the intervals after the
-# warm-up, from a run's metrics.jsonl (per-step times: the trainer's max over ranks; nan when it has none).
+# Prints "samples/s data-wait-fraction data-wait-ms compute-ms exposed-comm-ms unsynchronised-samples/s" over the
+# intervals after the warm-up, from a run's metrics.jsonl (per-step times: the trainer's max over ranks; nan when it
+# has none). The last is what two ranks would reach if neither waited for the other: each at its own busy time per
+# step (data wait + compute, the all-reduce's CPU work included), from the slowest and fastest rank's.
 summarize() {
-  "$python" - "$1" "$warmup" <<'PY'
+  "$python" - "$1" "$warmup" "$batch" <<'PY'
 import glob, json, sys
 records = [json.loads(l) for f in glob.glob(sys.argv[1] + "/*/metrics.jsonl") for l in open(f)]
 timed = [r for r in records if "train/samples_per_s" in r and r["step"] > int(sys.argv[2])]
@@ -52,8 +54,9 @@ assert timed, "no metrics after the warm-up in " + sys.argv[1]
 # Equal samples per interval: the overall rate is the harmonic mean of the interval rates.
 rate = len(timed) / sum(1.0 / r["train/samples_per_s"] for r in timed)
 mean = lambda key, scale=1.0: sum(r.get(key, float("nan")) for r in timed) / len(timed) * scale
+unsynchronised = int(sys.argv[3]) * (1 / mean("train/step_time_min_s") + 1 / mean("train/step_time_max_s"))
 print(f"{rate:.1f} {mean('train/data_wait_fraction'):.4f} {mean('train/data_wait_s', 1e3):.2f} "
-      f"{mean('train/compute_s', 1e3):.2f} {mean('train/comm_s', 1e3):.2f}")
+      f"{mean('train/compute_s', 1e3):.2f} {mean('train/comm_s', 1e3):.2f} {unsynchronised:.1f}")
 PY
 }
 
@@ -62,7 +65,8 @@ echo "ddp_scaling: fashion_cnn, batch $batch/rank, Adam, $steps steps after $war
 
 # Every configuration runs once per round, in the same order, so that a slow patch of a shared VM hits all of
 # them alike; the report takes each configuration's median over the rounds. One line per run goes to
-# $results: "round configuration samples/s data-wait-fraction data-wait-ms compute-ms exposed-comm-ms".
+# $results: "round configuration samples/s data-wait-fraction data-wait-ms compute-ms exposed-comm-ms
+# unsynchronised-samples/s".
 results="$work/results.txt"
 record() {  # round configuration run-dir
   echo "$1 $2 $(summarize "$3")" >> "$results"
@@ -84,7 +88,7 @@ solo_pair() {  # round label
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   "$build/bench/plain_loop" --steps "$steps" --warmup "$warmup" --batch "$batch" --threads 1 > "$work/plain.txt"
-  echo "$round plain $(grep -o '[0-9.]* samples/s' "$work/plain.txt" | cut -d' ' -f1) nan nan nan nan" >> "$results"
+  echo "$round plain $(grep -o '[0-9.]* samples/s' "$work/plain.txt" | cut -d' ' -f1) nan nan nan nan nan" >> "$results"
 
   train_args "np1-$round"
   "$dptrain" "${args[@]}" > "$work/np1.log"
@@ -98,7 +102,7 @@ for round in $(seq "$rounds"); do
 
   "$python" bench/peers/pytorch_ddp.py --world 2 --steps "$steps" --warmup "$warmup" --batch "$batch" \
     > "$work/ddp.txt"
-  echo "$round ddp $(grep -o '[0-9.]* samples/s' "$work/ddp.txt" | cut -d' ' -f1) nan nan nan nan" >> "$results"
+  echo "$round ddp $(grep -o '[0-9.]* samples/s' "$work/ddp.txt" | cut -d' ' -f1) nan nan nan nan nan" >> "$results"
   grep "^$round " "$results" | sed 's/^/  /'
 done
 
@@ -112,7 +116,7 @@ for line in open(sys.argv[1]):
 batch = int(sys.argv[2])
 for fields in runs.values():  # the bound: two independent processes at once, throughputs summed; mean of 2 pairs
     pairs = [fields[p + "_a"][0] + fields[p + "_b"][0] for p in ("solo", "solo_after")]
-    fields["bound"] = [sum(pairs) / len(pairs)] + [float("nan")] * 4
+    fields["bound"] = [sum(pairs) / len(pairs)] + [float("nan")] * 5
 rate = lambda name: statistics.median(r[name][0] for r in runs.values())
 def row(name, value, base, target):
     ratio = value / base
@@ -141,6 +145,12 @@ compute = 2 * batch / rate("bound") * 1e3
 wait = med("np2", 1) * step
 print(f"\n  dptrain np=2 step time per rank: {step:.1f} ms = compute {compute:.1f} ms (bound's step time)"
       f" + data wait {wait:.1f} ms + exposed communication and framework {max(0.0, step - compute - wait):.1f} ms")
+# The gap to the bound in two parts: the ranks waiting for each other (np=2 against the same two ranks at their own
+# speeds, unsynchronised), and the all-reduce's CPU work and framework (those speeds against the bound).
+unsync = med("np2", 5)
+print(f"  dptrain np=2 if its ranks never waited for each other (each at its own busy time per step): {unsync:.1f}"
+      f" samples/s;\n  waiting for the slower rank (and for the last bucket) costs {100 * (1 - rate('np2') / unsync):.1f} %"
+      f" of that, the all-reduce's CPU work and the framework {100 * (1 - unsync / rate('bound')):.1f} % of the bound")
 print("  the trainer's own breakdown per step (max over ranks, ms, medians):")
 for name in ("np1", "solo_a", "np2"):
     print(f"    dptrain {name}: data wait {med(name, 2):.2f}, compute {med(name, 3):.2f},"
