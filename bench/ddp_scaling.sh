@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ddp_scaling: fashion_cnn training throughput of dptrain at np=1 and np=2 against baselines measured in the same
 # run: PyTorch DDP np=2 (gloo), the no-communication bound (two independent np=1 dptrain processes at once, just
-# before and just after np=2) and a plain LibTorch loop (framework overhead at np=1). Batches of 64 per rank, Adam,
-# 200 steps after 20 warm-up, one thread per rank, ROUNDS interleaved rounds, medians. Takes about 2.5 minutes a
-# round on a 2-core machine.
+# before and just after np=2), a plain LibTorch loop (framework overhead at np=1), and that loop at np=2 in lockstep
+# (what synchronising alone costs here) and with an MPI_Allreduce per gradient (LibTorch's C++ distributed example).
+# Batches of 64 per rank, Adam, 200 steps after 20 warm-up, one thread per rank, ROUNDS interleaved rounds, medians.
+# Takes about 3.5 minutes a round on a 2-core machine.
 #   bash bench/ddp_scaling.sh     (BUILD=build-dir, DATA=train.h5, STEPS=200, ROUNDS=3 override the defaults)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,10 +86,29 @@ solo_pair() {  # round label
   record "$1" "$2_a" "$work/$2_a-$1"
   record "$1" "$2_b" "$work/$2_b-$1"
 }
+# One plain_loop run recorded as LABEL: `plain round label [launcher... -- [plain_loop options...]]`.
+plain() {
+  local round=$1 label=$2 launcher=() options=()
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do launcher+=("$1"); shift; done
+  [ $# -gt 0 ] && { shift; options=("$@"); }
+  "${launcher[@]}" "$build/bench/plain_loop" --steps "$steps" --warmup "$warmup" --batch "$batch" --threads 1 \
+    "${options[@]}" > "$work/$label.txt"
+  echo "$round $label $(grep -o '[0-9.]* samples/s' "$work/$label.txt" | cut -d' ' -f1) nan nan nan nan nan" \
+    >> "$results"
+}
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  "$build/bench/plain_loop" --steps "$steps" --warmup "$warmup" --batch "$batch" --threads 1 > "$work/plain.txt"
-  echo "$round plain $(grep -o '[0-9.]* samples/s' "$work/plain.txt" | cut -d' ' -f1) nan nan nan nan nan" >> "$results"
+  plain "$round" plain
+  # The plain loop at np=2: in lockstep with nothing exchanged, against two of it at once (both relative to the
+  # same loop, so lockstep's own cost on this machine shows apart from any all-reduce), and with LibTorch's C++
+  # distributed example's per-gradient MPI_Allreduce.
+  plain "$round" plain_lockstep mpirun -np 2 --bind-to core -- --sync barrier
+  plain "$round" plain_a &
+  pid=$!
+  plain "$round" plain_b
+  wait "$pid"
+  plain "$round" plain_allreduce mpirun -np 2 --bind-to core -- --sync allreduce
 
   train_args "np1-$round"
   "$dptrain" "${args[@]}" > "$work/np1.log"
@@ -117,27 +137,42 @@ batch = int(sys.argv[2])
 for fields in runs.values():  # the bound: two independent processes at once, throughputs summed; mean of 2 pairs
     pairs = [fields[p + "_a"][0] + fields[p + "_b"][0] for p in ("solo", "solo_after")]
     fields["bound"] = [sum(pairs) / len(pairs)] + [float("nan")] * 5
+    fields["plain_pair"] = [fields["plain_a"][0] + fields["plain_b"][0]] + [float("nan")] * 5
 rate = lambda name: statistics.median(r[name][0] for r in runs.values())
 def row(name, value, base, target):
     ratio = value / base
     verdict = "" if target is None else ("  met" if ratio >= target else f"  MISSED (target >= {target})")
-    print(f"  {name:<44} {ratio:6.3f}{verdict}")
-print(f"\n  {'configuration (median over ' + str(len(runs)) + ' rounds)':<44} {'samples/s':>10}")
+    print(f"  {name:<50} {ratio:6.3f}{verdict}")
+print(f"\n  {'configuration (median over ' + str(len(runs)) + ' rounds)':<50} {'samples/s':>10}")
 names = [("plain", "plain LibTorch loop, 1 process"), ("np1", "dptrain np=1"),
          ("bound", "no-communication bound (2 x np=1 at once)"), ("np2", "dptrain np=2"),
-         ("ddp", "PyTorch DDP np=2 (gloo)")]
+         ("ddp", "PyTorch DDP np=2 (gloo)"), ("plain_pair", "2 x plain loop at once"),
+         ("plain_lockstep", "plain loop np=2, lockstep, nothing exchanged"),
+         ("plain_allreduce", "plain loop np=2, an MPI_Allreduce per gradient")]
 for key, name in names:
-    print(f"  {name:<44} {rate(key):10.1f}")
+    print(f"  {name:<50} {rate(key):10.1f}")
 print("\n  ratios of the medians")
 row("dptrain np=1 / plain loop", rate("np1"), rate("plain"), 0.98)
 row("dptrain np=2 / no-communication bound", rate("np2"), rate("bound"), 0.95)
 row("dptrain np=2 / PyTorch DDP np=2", rate("np2"), rate("ddp"), 1.10)
 row("dptrain np=2 / dptrain np=1 (scaling)", rate("np2"), rate("np1"), None)
 row("PyTorch DDP np=2 / no-communication bound", rate("ddp"), rate("bound"), None)
-print("\n  the same ratios round by round (np2/bound, np2/ddp, np1/plain):")
+row("plain np=2 lockstep / 2 x plain loop", rate("plain_lockstep"), rate("plain_pair"), None)
+row("plain np=2 all-reduce per gradient / 2 x plain", rate("plain_allreduce"), rate("plain_pair"), None)
+print("\n  the same ratios round by round (np2/bound, np2/ddp, np1/plain, plain lockstep/pair, plain all-reduce/pair):")
+ratio_pairs = (("np2", "bound"), ("np2", "ddp"), ("np1", "plain"), ("plain_lockstep", "plain_pair"),
+               ("plain_allreduce", "plain_pair"))
 for round_, r in runs.items():
-    print(f"    round {round_}: {r['np2'][0] / r['bound'][0]:.3f}  {r['np2'][0] / r['ddp'][0]:.3f}"
-          f"  {r['np1'][0] / r['plain'][0]:.3f}")
+    print(f"    round {round_}: " + "  ".join(f"{r[a][0] / r[b][0]:.3f}" for a, b in ratio_pairs))
+# What synchronising adds to a step, in ms, over the same loop's two independent processes in the same round: the
+# plain loop's and dptrain's steps differ in length (LibTorch's Adam against the fused step), their ratios do not
+# compare, their costs per step do.
+added = lambda synced, pair: statistics.median(2 * batch * (1 / r[synced][0] - 1 / r[pair][0]) * 1e3
+                                               for r in runs.values())
+print(f"\n  added to a step at np=2 over the same loop's two independent processes (ms, median over rounds):"
+      f"\n    plain loop in lockstep, nothing exchanged {added('plain_lockstep', 'plain_pair'):.1f};"
+      f" plain loop with an MPI_Allreduce per gradient {added('plain_allreduce', 'plain_pair'):.1f};"
+      f" dptrain {added('np2', 'bound'):.1f}")
 # Step time per rank at np=2, split against the bound's step time (same contention, no communication).
 med = lambda name, i: statistics.median(r[name][i] for r in runs.values())
 step = 2 * batch / rate("np2") * 1e3
