@@ -12,6 +12,8 @@
 #include <ATen/ATen.h>
 #include <mpi.h>
 
+#include "distributed/node_segment.h"
+
 namespace dpt::distributed {
 
 class ShmAllreduce {
@@ -34,12 +36,12 @@ class ShmAllreduce {
   void sum(const at::Tensor& tensor, const std::function<void()>& meet);
 
  private:
-  ShmAllreduce(MPI_Comm comm, char* mapping, int ranks, std::size_t buffer_bytes);
+  ShmAllreduce(MPI_Comm comm, std::unique_ptr<NodeSegment> segment, int ranks, std::size_t buffer_bytes);
   void barrier();
   char* buffer(int rank, int parity) const;
 
   MPI_Comm comm_;
-  char* mapping_;  // every rank's segment, in rank order
+  std::unique_ptr<NodeSegment> segment_;  // every rank's two buffers, in rank order
   int ranks_;
   int rank_ = 0;
   std::size_t buffer_bytes_;
