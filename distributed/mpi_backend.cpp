@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "core/check.h"
+#include "distributed/progress_board.h"
 #include "distributed/shm_allreduce.h"
 
 namespace dpt::distributed {
@@ -63,6 +64,7 @@ struct MpiBackend::Shared {
   MPI_Op bf16_sum = MPI_OP_NULL;
   MPI_Op fp16_sum = MPI_OP_NULL;
   std::unique_ptr<ShmAllreduce> shm;  // null: the ranks span nodes, or shared memory is off or unavailable
+  std::unique_ptr<ProgressBoard> board;  // null: the ranks span nodes, or /dev/shm is unavailable
 
   std::mutex mutex;
   std::condition_variable wake;
@@ -80,19 +82,27 @@ struct MpiBackend::Shared {
 
 class MpiBackend::MpiWork final : public Work {
  public:
-  MpiWork(std::shared_ptr<Shared> shared, std::string what, double timeout_s)
-      : shared_(std::move(shared)), what_(std::move(what)), timeout_s_(timeout_s) {}
+  MpiWork(std::shared_ptr<Shared> shared, std::string what, std::uint64_t number, double timeout_s)
+      : shared_(std::move(shared)), what_(std::move(what)), number_(number), timeout_s_(timeout_s) {}
+
+  const std::string& what() const { return what_; }
+  std::uint64_t number() const { return number_; }
 
   void wait() override {
     const Waiting waiting(*shared_);
     std::unique_lock<std::mutex> lock(mutex_);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
     if (!done_cv_.wait_until(lock, deadline, [&] { return done_; })) {
-      DPT_THROW("MPI ", what_, " did not complete within ", timeout_s_,
-                " s: another rank has died, hangs, or issued different collectives; check the other ranks' ",
-                "output (raise ddp.timeout_s for very slow steps)");
+      const std::string why =
+          shared_->board ? shared_->board->whereabouts(number_, what_) +
+                               ". A rank that has not reached a collective has died, hangs or is still computing: "
+                               "check its output"
+                         : "another rank has died, hangs, or issued different collectives; check the other ranks' "
+                           "output";
+      DPT_THROW("MPI ", what_, " (collective #", number_, ") did not complete within ", timeout_s_, " s: ", why,
+                " (raise ddp.timeout_s for very slow steps)");
     }
-    if (!error_.empty()) DPT_THROW("MPI ", what_, " failed: ", error_);
+    if (!error_.empty()) DPT_THROW("MPI ", what_, " (collective #", number_, ") failed: ", error_);
   }
 
   bool is_done() override {
@@ -131,6 +141,7 @@ class MpiBackend::MpiWork final : public Work {
 
   std::shared_ptr<Shared> shared_;
   std::string what_;
+  std::uint64_t number_;
   double timeout_s_;
   std::mutex mutex_;
   std::condition_variable done_cv_;
@@ -148,6 +159,7 @@ void MpiBackend::Shared::run_queue() {
       item = std::move(queue.front());
       queue.pop_front();
     }
+    if (board) board->started(item.first->number(), item.first->what());
     std::string error;
     try {
       item.second(*this);
@@ -156,6 +168,7 @@ void MpiBackend::Shared::run_queue() {
     } catch (const std::exception& e) {
       error = e.what();
     }
+    if (board) board->finished(item.first->number());
     item.first->finish(std::move(error));
   }
 }
@@ -198,6 +211,7 @@ MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s, std::size_t shared_memor
   DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::BFloat16>, 1, &shared_->bf16_sum));
   DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::Half>, 1, &shared_->fp16_sum));
   shared_->shm = ShmAllreduce::create(shared_->comm, shared_memory_bytes, &shared_memory_unavailable_);
+  if (world_size_ > 1) shared_->board = ProgressBoard::create(shared_->comm);
   comm_thread_ = std::thread([shared = shared_] {
     shared->run_queue();
     {
@@ -238,8 +252,7 @@ std::shared_ptr<Work> MpiBackend::submit(std::string what, std::function<void(Sh
   std::shared_ptr<MpiWork> work;
   {
     std::lock_guard<std::mutex> lock(shared_->mutex);
-    work = std::make_shared<MpiWork>(shared_, what + " (collective #" + std::to_string(++submitted_) + ")",
-                                     timeout_s_);
+    work = std::make_shared<MpiWork>(shared_, std::move(what), ++submitted_, timeout_s_);
     shared_->queue.emplace_back(work, std::move(op));
   }
   shared_->wake.notify_all();

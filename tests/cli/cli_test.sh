@@ -87,13 +87,14 @@ rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then ok "killed rank ends the job (exit $rc)"; else bad "killed rank ends the job (exit $rc)" "$(cat killed.log)"; fi
 
 # A rank that hangs (stopped, so MPI cannot tell it from a slow one): the other rank's collective times out after
-# ddp.timeout_s with a message naming it, and the job ends.
+# ddp.timeout_s with a message naming the collective and the stopped rank, and the job ends.
 start_endless_run hung.log hung --set ddp.timeout_s=5
 kill -STOP "$rank" 2>/dev/null
 wait "$job"
 rc=$?
 kill -KILL "$rank" 2>/dev/null
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "did not complete within 5 s" hung.log; then
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] &&
+  grep -q "did not complete within 5 s: .*rank [01] \(has not reached it\|is in it too\)" hung.log; then
   ok "a hung rank ends the job with a timeout error (exit $rc)"
 else bad "a hung rank ends the job with a timeout error (exit $rc)" "$(tail -20 hung.log)"; fi
 

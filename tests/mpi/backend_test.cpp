@@ -3,7 +3,9 @@
 // tensors many times larger than the shared buffers, many collectives back to back, and the same result on
 // every rank.
 #include "distributed/mpi_backend.h"
+#include "distributed/progress_board.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -12,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/error.h"
 #include "mpi_test_env.h"
 
 namespace dpt {
@@ -111,6 +114,78 @@ TEST_P(MpiAllreduce, WaitingForALateRankCostsNoCpu) {
   work->wait();
   EXPECT_TRUE(torch::equal(t, expected_sum(1 << 18, backend.world_size(), 5, torch::kFloat)));
   EXPECT_LT(used, 0.05 * std::chrono::duration<double>(kLate).count()) << "CPU seconds used while waiting";
+}
+
+// A collective that times out names the ranks that have not reached it and the last collective each of them ran
+// (the ranks post their progress in shared memory); when the others join later, the collective still completes.
+TEST_P(MpiAllreduce, ATimeoutNamesTheRanksThatHaveNotReachedIt) {
+  int thread_level = 0;
+  MPI_Query_thread(&thread_level);
+  ASSERT_EQ(thread_level, MPI_THREAD_MULTIPLE) << "the test meets on MPI_COMM_WORLD beside the backend's thread";
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 1.0, GetParam());
+  const int world = backend.world_size();
+  torch::Tensor first = torch::ones({1000});
+  backend.allreduce(first, distributed::ReduceOp::Sum)->wait();
+  torch::Tensor late = torch::ones({10});
+  if (backend.rank() == 0) {
+    auto work = backend.allreduce_overlapped(late, distributed::ReduceOp::Sum);
+    std::string message;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      work->wait();
+    } catch (const Error& e) {
+      message = e.message();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+    EXPECT_THAT(message, ::testing::HasSubstr("MPI allreduce of 40 bytes (collective #2) did not complete within 1 s"));
+    for (int r = 1; r < world; ++r) {
+      EXPECT_THAT(message, ::testing::HasSubstr("rank " + std::to_string(r) +
+                                                " has not reached it (its last: #1, allreduce of 4000 bytes, finished)"));
+    }
+    MPI_Barrier(MPI_COMM_WORLD);  // tells the other ranks that the timeout has been seen
+    work->wait();
+  } else {
+    MPI_Barrier(MPI_COMM_WORLD);
+    backend.allreduce_overlapped(late, distributed::ReduceOp::Sum)->wait();
+  }
+  EXPECT_TRUE(torch::equal(late, torch::full({10}, static_cast<float>(world))));
+}
+
+// The board's account of every other rank, from the progress each rank posts: not started, not reached, in it
+// too, a different collective under the same number, past it, and this rank's own thread held up earlier.
+TEST(ProgressBoard, SaysWhatEveryOtherRankIsDoing) {
+  auto board = distributed::ProgressBoard::create(MPI_COMM_WORLD);
+  ASSERT_NE(board, nullptr);
+  int rank = 0;
+  int world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const auto at_rank_0 = [&](std::uint64_t number, const std::string& what, const std::string& expected) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) {
+      EXPECT_THAT(board->whereabouts(number, what), ::testing::HasSubstr(expected));
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+  };
+  at_rank_0(1, "barrier", "rank 1 has not started any collective");
+  board->started(1, "allreduce of 8 bytes");
+  board->finished(1);
+  if (rank == 1) board->started(2, "broadcast of 4 bytes from rank 0");
+  if (rank != 1) board->started(2, "allreduce of 40 bytes");
+  at_rank_0(2, "allreduce of 40 bytes",
+            "rank 1's collective #2 is broadcast of 4 bytes from rank 0: the ranks issued different collectives");
+  if (world > 2) at_rank_0(2, "allreduce of 40 bytes", "rank 2 is in it too");
+  at_rank_0(4, "barrier", "this rank's communication thread is still in collective #2, allreduce of 40 bytes; "
+                          "rank 1's collective #2 is broadcast");
+  if (rank == 0) board->finished(2);
+  at_rank_0(3, "barrier", "rank 1 has not reached it (its last: #2, broadcast of 4 bytes from rank 0, still running)");
+  if (rank == 1) {
+    board->finished(2);
+    board->started(3, "allgather of 16 bytes per rank");
+  }
+  at_rank_0(2, "allreduce of 40 bytes", "rank 1 is past it, in #3, allgather of 16 bytes per rank");
+  if (rank == 1) board->finished(3);
+  at_rank_0(3, "allgather of 16 bytes per rank", "rank 1 has finished it");
 }
 
 TEST(MpiAllreduceSharedMemory, AgreesWithMpiAllreduceOnRandomValues) {
