@@ -98,10 +98,10 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] &&
   ok "a hung rank ends the job with a timeout error (exit $rc)"
 else bad "a hung rank ends the job with a timeout error (exit $rc)" "$(tail -20 hung.log)"; fi
 
-# The shared-memory all-reduce: nothing of it is left in /dev/shm after the runs above (the killed and the hung
-# ones included); with a /dev/shm too small for it (a private 12 MiB tmpfs, as in a container), a warning names
-# the cause and the run trains through MPI instead.
-leftovers=$(ls /dev/shm | grep dptrain-allreduce)
+# dptrain's shared-memory segments (all-reduce buffers, progress board): nothing is left in /dev/shm after the
+# runs above (the killed and the hung ones included); with a /dev/shm too small for the all-reduce's (a private
+# 12 MiB tmpfs, as in a container), a warning names the cause and the run trains through MPI instead.
+leftovers=$(ls /dev/shm | grep '^dptrain-')
 if [ -z "$leftovers" ]; then ok "nothing left in /dev/shm"; else bad "nothing left in /dev/shm" "$leftovers"; fi
 output=$(timeout 120 unshare -m sh -c 'mount -t tmpfs -o size=12M tmpfs /dev/shm && exec "$@"' sh \
   "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.epochs=1 --set checkpoint.enabled=false 2>&1)
