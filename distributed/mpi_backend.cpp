@@ -64,7 +64,7 @@ struct MpiBackend::Shared {
   MPI_Op bf16_sum = MPI_OP_NULL;
   MPI_Op fp16_sum = MPI_OP_NULL;
   std::unique_ptr<ShmAllreduce> shm;  // null: the ranks span nodes, or shared memory is off or unavailable
-  std::unique_ptr<ProgressBoard> board;  // null: the ranks span nodes, or /dev/shm is unavailable
+  std::unique_ptr<ProgressBoard> board;  // this node's ranks; null: a world of one, or /dev/shm is unavailable
 
   std::mutex mutex;
   std::condition_variable wake;
@@ -211,7 +211,12 @@ MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s, std::size_t shared_memor
   DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::BFloat16>, 1, &shared_->bf16_sum));
   DPT_CHECK_MPI(MPI_Op_create(&sum_16bit<c10::Half>, 1, &shared_->fp16_sum));
   shared_->shm = ShmAllreduce::create(shared_->comm, shared_memory_bytes, &shared_memory_unavailable_);
-  if (world_size_ > 1) shared_->board = ProgressBoard::create(shared_->comm);
+  if (world_size_ > 1) {
+    MPI_Comm node = MPI_COMM_NULL;
+    DPT_CHECK_MPI(MPI_Comm_split_type(shared_->comm, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    shared_->board = ProgressBoard::create(shared_->comm, node);
+    MPI_Comm_free(&node);
+  }
   comm_thread_ = std::thread([shared = shared_] {
     shared->run_queue();
     {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "core/check.h"
+
 namespace dpt::distributed {
 namespace {
 
@@ -26,18 +28,24 @@ std::string describe(std::uint64_t number, const std::string& what) {
 
 }  // namespace
 
-std::unique_ptr<ProgressBoard> ProgressBoard::create(MPI_Comm comm) {
+std::unique_ptr<ProgressBoard> ProgressBoard::create(MPI_Comm comm, MPI_Comm node) {
   int rank = 0;
-  int ranks = 1;
+  int world_size = 1;
+  int slot = 0;
+  int node_size = 1;
   MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &ranks);
-  auto segment = NodeSegment::create(comm, static_cast<std::size_t>(ranks) * sizeof(Slot), "progress");
+  MPI_Comm_size(comm, &world_size);
+  MPI_Comm_rank(node, &slot);
+  MPI_Comm_size(node, &node_size);
+  std::vector<int> ranks(static_cast<std::size_t>(node_size));
+  DPT_CHECK_MPI(MPI_Allgather(&rank, 1, MPI_INT, ranks.data(), 1, MPI_INT, node));
+  auto segment = NodeSegment::create(node, static_cast<std::size_t>(node_size) * sizeof(Slot), "progress");
   if (!segment) return nullptr;
-  return std::unique_ptr<ProgressBoard>(new ProgressBoard(std::move(segment), rank, ranks));
+  return std::unique_ptr<ProgressBoard>(new ProgressBoard(std::move(segment), slot, std::move(ranks), world_size));
 }
 
 void ProgressBoard::started(std::uint64_t number, const std::string& what) {
-  Slot* mine = slot(segment_->data(), rank_);
+  Slot* mine = slot(segment_->data(), slot_);
   const std::uint64_t version = __atomic_load_n(&mine->version, __ATOMIC_RELAXED);
   __atomic_store_n(&mine->version, version + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE);
@@ -48,11 +56,11 @@ void ProgressBoard::started(std::uint64_t number, const std::string& what) {
 }
 
 void ProgressBoard::finished(std::uint64_t number) {
-  __atomic_store_n(&slot(segment_->data(), rank_)->finished, number, __ATOMIC_RELEASE);
+  __atomic_store_n(&slot(segment_->data(), slot_)->finished, number, __ATOMIC_RELEASE);
 }
 
-ProgressBoard::Snapshot ProgressBoard::read(int rank) const {
-  const Slot* s = slot(segment_->data(), rank);
+ProgressBoard::Snapshot ProgressBoard::read(int index) const {
+  const Slot* s = slot(segment_->data(), index);
   Snapshot snapshot;
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const std::uint64_t before = __atomic_load_n(&s->version, __ATOMIC_ACQUIRE);
@@ -74,7 +82,7 @@ std::string ProgressBoard::whereabouts(std::uint64_t number, const std::string& 
   std::string text;
   const auto add = [&](const std::string& clause) { text += (text.empty() ? "" : "; ") + clause; };
   // The collective that holds this rank up: an earlier one when its communication thread is still in it.
-  const Snapshot self = read(rank_);
+  const Snapshot self = read(slot_);
   std::uint64_t blocking = number;
   std::string blocking_what = what;
   if (self.started < number && self.finished < self.started) {
@@ -82,10 +90,10 @@ std::string ProgressBoard::whereabouts(std::uint64_t number, const std::string& 
     blocking_what = self.what;
     add("this rank's communication thread is still in collective " + describe(blocking, blocking_what));
   }
-  for (int r = 0; r < ranks_; ++r) {
-    if (r == rank_) continue;
-    const Snapshot other = read(r);
-    const std::string rank = "rank " + std::to_string(r);
+  for (int index = 0; index < static_cast<int>(ranks_.size()); ++index) {
+    if (index == slot_) continue;
+    const Snapshot other = read(index);
+    const std::string rank = "rank " + std::to_string(ranks_[static_cast<std::size_t>(index)]);
     if (other.started == 0) {
       add(rank + " has not started any collective");
     } else if (other.started < blocking) {
@@ -101,6 +109,8 @@ std::string ProgressBoard::whereabouts(std::uint64_t number, const std::string& 
       add(rank + (other.finished >= blocking ? " has finished it" : " is in it too"));
     }
   }
+  const auto elsewhere = world_size_ - static_cast<int>(ranks_.size());
+  if (elsewhere > 0) add(std::to_string(elsewhere) + " rank(s) on other nodes cannot be seen from this one");
   return text;
 }
 

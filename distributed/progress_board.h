@@ -1,10 +1,12 @@
 // ProgressBoard: where the communication thread of each rank on one node posts the collective it is running, so
-// that a rank whose collective times out can say which ranks have not reached it, or reached a different one.
+// that a rank whose collective times out can say which ranks of its node have not reached it, or reached a
+// different one. Ranks on other nodes cannot be seen, and the account says so.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <mpi.h>
 
@@ -14,8 +16,10 @@ namespace dpt::distributed {
 
 class ProgressBoard {
  public:
-  // Collective over `comm`; nullptr on every rank when the ranks span several nodes or /dev/shm cannot be had.
-  static std::unique_ptr<ProgressBoard> create(MPI_Comm comm);
+  // Collective over `comm`. `node` holds the ranks of `comm` that share this rank's node, this rank included
+  // (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, ...)); they share one board. nullptr on the ranks of a node
+  // where /dev/shm cannot be had.
+  static std::unique_ptr<ProgressBoard> create(MPI_Comm comm, MPI_Comm node);
 
   // This rank starts, or has finished, its collective number `number` (1, 2, ... in issue order).
   void started(std::uint64_t number, const std::string& what);
@@ -32,13 +36,14 @@ class ProgressBoard {
     std::string what;
   };
 
-  ProgressBoard(std::unique_ptr<NodeSegment> segment, int rank, int ranks)
-      : segment_(std::move(segment)), rank_(rank), ranks_(ranks) {}
-  Snapshot read(int rank) const;
+  ProgressBoard(std::unique_ptr<NodeSegment> segment, int slot, std::vector<int> ranks, int world_size)
+      : segment_(std::move(segment)), slot_(slot), ranks_(std::move(ranks)), world_size_(world_size) {}
+  Snapshot read(int slot) const;
 
   std::unique_ptr<NodeSegment> segment_;
-  int rank_;
-  int ranks_;
+  int slot_;                // this rank's slot: its rank within the node
+  std::vector<int> ranks_;  // slot -> rank in the communicator
+  int world_size_;
 };
 
 }  // namespace dpt::distributed

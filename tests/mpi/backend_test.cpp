@@ -154,7 +154,7 @@ TEST_P(MpiAllreduce, ATimeoutNamesTheRanksThatHaveNotReachedIt) {
 // The board's account of every other rank, from the progress each rank posts: not started, not reached, in it
 // too, a different collective under the same number, past it, and this rank's own thread held up earlier.
 TEST(ProgressBoard, SaysWhatEveryOtherRankIsDoing) {
-  auto board = distributed::ProgressBoard::create(MPI_COMM_WORLD);
+  auto board = distributed::ProgressBoard::create(MPI_COMM_WORLD, MPI_COMM_WORLD);
   ASSERT_NE(board, nullptr);
   int rank = 0;
   int world = 1;
@@ -186,6 +186,32 @@ TEST(ProgressBoard, SaysWhatEveryOtherRankIsDoing) {
   at_rank_0(2, "allreduce of 40 bytes", "rank 1 is past it, in #3, allgather of 16 bytes per rank");
   if (rank == 1) board->finished(3);
   at_rank_0(3, "allgather of 16 bytes per rank", "rank 1 has finished it");
+}
+
+// Ranks on two nodes (here: the even and the odd ranks, as if they were): a board shows the ranks of its own
+// node by their rank in the whole communicator, and counts the others as unseen.
+TEST(ProgressBoard, ShowsTheRanksOfItsNodeAndCountsTheOthers) {
+  int rank = 0;
+  int world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, rank % 2, rank, &node);
+  auto board = distributed::ProgressBoard::create(MPI_COMM_WORLD, node);
+  MPI_Comm_free(&node);
+  ASSERT_NE(board, nullptr);
+  if (rank != 2) board->started(1, "barrier");
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) {
+    const std::string text = board->whereabouts(1, "barrier");
+    const int odd = world / 2;
+    EXPECT_THAT(text, ::testing::HasSubstr(std::to_string(odd) + " rank(s) on other nodes cannot be seen"));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("rank 1 ")));
+    if (world > 2) {
+      EXPECT_THAT(text, ::testing::HasSubstr("rank 2 has not started any collective"));
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
 }
 
 TEST(MpiAllreduceSharedMemory, AgreesWithMpiAllreduceOnRandomValues) {
