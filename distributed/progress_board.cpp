@@ -20,7 +20,7 @@ struct Slot {
 };
 static_assert(sizeof(Slot) == 256, "one slot per 256 bytes");
 
-Slot* slot(char* base, int rank) { return reinterpret_cast<Slot*>(base) + rank; }
+Slot* slot(char* base, int index) { return reinterpret_cast<Slot*>(base) + index; }
 
 std::string describe(std::uint64_t number, const std::string& what) {
   return "#" + std::to_string(number) + ", " + what;
@@ -31,17 +31,17 @@ std::string describe(std::uint64_t number, const std::string& what) {
 std::unique_ptr<ProgressBoard> ProgressBoard::create(MPI_Comm comm, MPI_Comm node) {
   int rank = 0;
   int world_size = 1;
-  int slot = 0;
+  int index = 0;
   int node_size = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world_size);
-  MPI_Comm_rank(node, &slot);
+  MPI_Comm_rank(node, &index);
   MPI_Comm_size(node, &node_size);
   std::vector<int> ranks(static_cast<std::size_t>(node_size));
   DPT_CHECK_MPI(MPI_Allgather(&rank, 1, MPI_INT, ranks.data(), 1, MPI_INT, node));
   auto segment = NodeSegment::create(node, static_cast<std::size_t>(node_size) * sizeof(Slot), "progress");
   if (!segment) return nullptr;
-  return std::unique_ptr<ProgressBoard>(new ProgressBoard(std::move(segment), slot, std::move(ranks), world_size));
+  return std::unique_ptr<ProgressBoard>(new ProgressBoard(std::move(segment), index, std::move(ranks), world_size));
 }
 
 void ProgressBoard::started(std::uint64_t number, const std::string& what) {
