@@ -212,6 +212,7 @@ CheckpointContents decode(const VerifiedVersion& version, const fs::path& dir) {
     }
   }
   if (version.manifest.contains("state")) out.state = version.manifest["state"];
+  out.version = version.name;
   return out;
 }
 

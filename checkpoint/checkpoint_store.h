@@ -17,6 +17,7 @@ struct CheckpointContents {
   std::map<std::string, NamedTensors> tensors;  // file stem -> tensors, each stored as <stem>.safetensors
   std::map<std::string, std::string> blobs;     // other files by name -> bytes
   nlohmann::json state;                         // step, epoch, cursor, config, metrics, ... (caller-defined)
+  std::string version;                          // the version it was loaded from ("v000003"; "" when not loaded)
 };
 
 struct VersionInfo {

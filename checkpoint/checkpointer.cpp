@@ -153,4 +153,20 @@ void Checkpointer::update_best(const std::string& version, const nlohmann::json&
   store_.set_alias("best", version);
 }
 
+std::vector<ConfigKey> config_keys() {
+  using namespace config_key;
+  return {
+      flag("checkpoint.enabled", true, "save checkpoints at all"),
+      text("checkpoint.dir", "checkpoints", "checkpoint store directory"),
+      integer("checkpoint.every_steps", 0, 0, 9.2e18, "save every N steps (0: only at the end)"),
+      integer("checkpoint.keep_last", 0, 0, 1e9, "keep only the newest K versions (0: keep all)"),
+      integer("checkpoint.keep_every", 0, 0, 1e9, "also keep every version whose number is a multiple of M (0: off)"),
+      flag("checkpoint.async", false, "copy tensors to host memory at the step, write and publish in the background"),
+      text("checkpoint.best_metric", "", "metric at save time that picks the `best` alias, e.g. eval/accuracy"),
+      text("checkpoint.best_mode", "max", "whether a higher or lower best_metric is better", {"max", "min"}),
+      text("checkpoint.on_error", "stop", "a failed save stops training or warns and continues",
+           {"stop", "continue"}),
+  };
+}
+
 }  // namespace dpt::checkpoint

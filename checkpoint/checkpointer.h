@@ -28,6 +28,9 @@ struct CheckpointerOptions {
   static CheckpointerOptions from_config(const Config& config);
 };
 
+// checkpoint.*: the store, when to save, retention, the `best` alias, async saves, what a failed save does.
+std::vector<ConfigKey> config_keys();
+
 // `tensor` in host memory for a checkpoint. With `copy` (an async save, which training overlaps) a copy that
 // training cannot change; without it (a synchronous save publishes before training goes on) a CPU tensor
 // is used as it is, which spares a copy of the whole model and optimizer state; other devices copy anyway.

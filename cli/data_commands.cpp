@@ -11,6 +11,7 @@
 #include "data/import_idx.h"
 #include "data/import_npy.h"
 #include "data/verify_dataset.h"
+#include "train/train_options.h"
 
 namespace dpt::cli {
 namespace {
@@ -49,7 +50,7 @@ void inspect(const DataArgs& args) {
 }
 
 void verify(const DataArgs& args) {
-  const Config config = Config::load(args.config, args.overrides);
+  const Config config = Config::load(train::config_schema(), args.config, args.overrides);
   const std::string& inputs = config.get_string("data.inputs");
   const std::string& targets = config.get_string("data.targets");
   for (const std::string split : {"train", "test"}) {

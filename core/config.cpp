@@ -10,6 +10,7 @@
 #include <toml++/toml.h>
 
 #include "core/check.h"
+#include "core/registry.h"
 
 namespace dpt {
 namespace {
@@ -25,41 +26,16 @@ const char* type_name(ConfigType type) {
   return "?";
 }
 
-const ConfigKey* find_key(const std::string& name) {
-  for (const auto& key : config_schema()) {
-    if (key.name == name) return &key;
-  }
-  return nullptr;
-}
-
 bool is_free_form(const std::string& name) {
   const auto pos = name.find(".options.");
   return pos != std::string::npos && pos > 0;
 }
 
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string suggestion(const std::string& name) {
-  const ConfigKey* best = nullptr;
-  std::size_t best_distance = 4;
-  for (const auto& key : config_schema()) {
-    const std::size_t d = edit_distance(name, key.name);
-    if (d < best_distance) best_distance = d, best = &key;
-  }
-  return best ? "; did you mean '" + best->name + "'?" : "; run `dptrain train --help-config` for the list of keys";
+std::string suggestion(const ConfigSchema& schema, const std::string& name) {
+  std::vector<std::string> names;
+  for (const auto& key : schema.keys()) names.push_back(key.name);
+  const std::string best = closest_name(name, names);
+  return best.empty() ? "; run `dptrain train --help-config` for the list of keys" : "; did you mean '" + best + "'?";
 }
 
 std::string describe(const toml::node& node) {
@@ -129,7 +105,9 @@ void check_range(const ConfigKey& key, const ConfigValue& value, const std::stri
     if (key.choices.empty() || std::find(key.choices.begin(), key.choices.end(), s) != key.choices.end()) return;
     std::string allowed;
     for (const auto& c : key.choices) allowed += (allowed.empty() ? "" : ", ") + c;
-    DPT_THROW("config key '", key.name, "' in ", source, " = \"", s, "\" is not one of: ", allowed);
+    const std::string best = closest_name(s, key.choices);
+    DPT_THROW("config key '", key.name, "' in ", source, " = \"", s, "\" is not one of: ", allowed,
+              best.empty() ? "" : "; did you mean '" + best + "'?");
   };
   if (const auto* s = std::get_if<std::string>(&value)) check_choice(*s);
   if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
@@ -219,17 +197,19 @@ nlohmann::json value_to_json(const ConfigValue& value) {
 
 }  // namespace
 
-Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
+Config Config::load(std::shared_ptr<const ConfigSchema> schema, const std::string& path,
+                    const std::vector<std::string>& overrides) {
   std::ifstream in(path);
   DPT_CHECK(in.good(), "cannot read config file '", path, "': check the path (relative paths start at the ",
             "current directory)");
   std::stringstream text;
   text << in.rdbuf();
-  return parse(text.str(), overrides, path);
+  return parse(std::move(schema), text.str(), overrides, path);
 }
 
-Config Config::parse(const std::string& toml_text, const std::vector<std::string>& overrides,
-                     const std::string& source) {
+Config Config::parse(std::shared_ptr<const ConfigSchema> schema, const std::string& toml_text,
+                     const std::vector<std::string>& overrides, const std::string& source) {
+  DPT_CHECK(schema, "internal: Config::parse without a schema");
   toml::table root;
   try {
     root = toml::parse(toml_text, source);
@@ -261,7 +241,8 @@ Config Config::parse(const std::string& toml_text, const std::vector<std::string
 
   Config config;
   config.source_ = source;
-  for (const auto& key : config_schema()) config.values_[key.name] = key.default_value;
+  config.schema_ = std::move(schema);
+  for (const auto& key : config.schema_->keys()) config.values_[key.name] = key.default_value;
   std::vector<std::string> seen;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& [name, node] = entries[i];
@@ -269,8 +250,8 @@ Config Config::parse(const std::string& toml_text, const std::vector<std::string
       config.free_form_[name] = toml_to_json(*node).dump();
       continue;
     }
-    const ConfigKey* key = find_key(name);
-    DPT_CHECK(key, "unknown config key '", name, "' in ", origins[i], suggestion(name));
+    const ConfigKey* key = config.schema_->find(name);
+    DPT_CHECK(key, "unknown config key '", name, "' in ", origins[i], suggestion(*config.schema_, name));
     ConfigValue value = key->type == ConfigType::String && origins[i] != source && !node->is_string()
                             ? ConfigValue(describe(*node))
                             : convert(*key, *node, origins[i]);
@@ -278,7 +259,7 @@ Config Config::parse(const std::string& toml_text, const std::vector<std::string
     config.values_[name] = std::move(value);
     seen.push_back(name);
   }
-  for (const auto& key : config_schema()) {
+  for (const auto& key : config.schema_->keys()) {
     if (!key.required) continue;
     const bool given = std::find(seen.begin(), seen.end(), key.name) != seen.end();
     DPT_CHECK(given && !std::get<std::string>(config.values_[key.name]).empty(), "config ", source,
@@ -287,10 +268,12 @@ Config Config::parse(const std::string& toml_text, const std::vector<std::string
   return config;
 }
 
-Config Config::from_json(const nlohmann::json& resolved) {
+Config Config::from_json(std::shared_ptr<const ConfigSchema> schema, const nlohmann::json& resolved) {
+  DPT_CHECK(schema, "internal: Config::from_json without a schema");
   Config config;
   config.source_ = "<checkpoint>";
-  for (const auto& key : config_schema()) {
+  config.schema_ = std::move(schema);
+  for (const auto& key : config.schema_->keys()) {
     config.values_[key.name] = key.default_value;
     if (!resolved.contains(key.name)) continue;
     const auto& v = resolved.at(key.name);
@@ -309,7 +292,7 @@ Config Config::from_json(const nlohmann::json& resolved) {
 }
 
 const ConfigValue& Config::at(const std::string& key, ConfigType type) const {
-  const ConfigKey* schema_key = find_key(key);
+  const ConfigKey* schema_key = schema_ ? schema_->find(key) : nullptr;
   DPT_CHECK(schema_key && schema_key->type == type, "internal: config key '", key, "' read as ", type_name(type),
             " is not in the schema with that type");
   return values_.at(key);
@@ -378,10 +361,10 @@ std::string Config::to_toml() const {
   return out.str();
 }
 
-std::string config_reference() {
+std::string config_reference(const ConfigSchema& schema) {
   std::ostringstream out;
   out << "Config keys (TOML tables; override any with --set key=value):\n";
-  for (const auto& key : config_schema()) {
+  for (const auto& key : schema.keys()) {
     out << "  " << key.name << "  (" << type_name(key.type) << ", default " << value_to_json(key.default_value).dump()
         << (key.required ? ", required" : "") << ")\n      " << key.help << "\n";
   }

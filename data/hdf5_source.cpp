@@ -363,6 +363,15 @@ std::vector<std::int64_t> Hdf5Source::sample_shape() const {
 
 const std::vector<std::string>& Hdf5Source::files() const { return impl_->paths; }
 
+std::string Hdf5Source::locate(std::int64_t index) const {
+  for (const auto& part : impl_->parts) {
+    if (index >= part.first && index < part.first + part.size()) {
+      return "sample " + std::to_string(index - part.first) + " of " + part.path;
+    }
+  }
+  return Source::locate(index);
+}
+
 SampleBatch Hdf5Source::read_sorted(const std::vector<std::int64_t>& sorted_indices) {
   const auto lock = hdf5::lock_library();
   hdf5::quiet_errors();

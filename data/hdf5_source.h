@@ -31,6 +31,7 @@ class Hdf5Source final : public Source {
   // so are sources whose inputs fit in 64 MiB (they stay in the page cache).
   void will_need(const std::vector<std::int64_t>& sorted_indices) override;
   std::string describe() const override;
+  std::string locate(std::int64_t index) const override;
   const std::vector<std::string>& files() const;
 
  private:

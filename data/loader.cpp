@@ -52,7 +52,7 @@ Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch
     inputs = inputs.pin_memory();
     targets = targets.pin_memory();
   }
-  return {inputs, targets, step.global_batch, step.cursor_after, epoch};
+  return {inputs, targets, step.global_batch, step.cursor_after, epoch, indices};
 }
 
 Loader::Loader(std::shared_ptr<Source> source, Sampler sampler, Normalization norm, int prefetch, bool pin_memory)

@@ -28,10 +28,11 @@ struct Normalization {
 
 struct Batch {
   at::Tensor inputs;   // float32 [n, 1, H, W] for 2-D samples (a channel axis is added), else [n, ...sample_shape]
-  at::Tensor targets;  // int64 [n]
+  at::Tensor targets;  // [n, ...] as the Source gives them (int64 [n] class labels from HDF5)
   std::int64_t global_batch;
   std::int64_t cursor_after;
   std::int64_t epoch;
+  std::vector<std::int64_t> indices;  // the source's sample index of each row, for errors that name a sample
 };
 
 // Reads the samples of one step (in any order) and returns them normalised, in the order given; in page-locked
@@ -54,6 +55,7 @@ class Loader {
   std::optional<Batch> next();
   // Positioned after the last batch next() returned (prefetching does not move it): its cursor is what to save.
   const Sampler& sampler() const { return sampler_; }
+  const Source& source() const { return *source_; }
   double last_wait_seconds() const { return last_wait_seconds_; }
 
  private:

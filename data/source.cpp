@@ -27,4 +27,6 @@ std::vector<IndexRun> contiguous_runs(const std::vector<std::int64_t>& sorted_in
   return runs;
 }
 
+std::string Source::locate(std::int64_t index) const { return "sample " + std::to_string(index) + " of " + describe(); }
+
 }  // namespace dpt::data

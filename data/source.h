@@ -11,7 +11,7 @@ namespace dpt::data {
 
 struct SampleBatch {
   at::Tensor inputs;   // [n, ...sample_shape] in the stored dtype (float16 is widened to float32)
-  at::Tensor targets;  // [n] int64
+  at::Tensor targets;  // [n, ...]: int64 class labels (HDF5 files hold [n]), or what a Source of its own gives
 };
 
 class Source {
@@ -27,6 +27,9 @@ class Source {
   virtual void will_need(const std::vector<std::int64_t>& sorted_indices) { (void)sorted_indices; }
   // One line for logs, e.g. "train.h5 (images uint8 [60000,28,28], labels uint8 [60000])".
   virtual std::string describe() const = 0;
+  // Where sample `index` comes from, for an error about that sample: "sample 12 of train.h5". A source over
+  // several files names the file and the index inside it.
+  virtual std::string locate(std::int64_t index) const;
 };
 
 // Throws a dpt::Error naming `source` unless `sorted_indices` is strictly increasing and inside [0, size).

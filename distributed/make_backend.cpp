@@ -1,11 +1,15 @@
-// make_backend: NCCL for CUDA tensors across MPI ranks, MPI for CPU tensors, the local backend for a world of one.
+// make_backends: MPI for host tensors, NCCL (when built) or MPI for the model's, local for a world of one; the
+// device rule; the ddp.* keys.
 #include "distributed/make_backend.h"
 
 #include <iostream>
 
+#include <torch/cuda.h>
+
 #include "core/check.h"
 #include "distributed/local_backend.h"
 #include "distributed/mpi_backend.h"
+#include "distributed/reducer.h"
 #ifdef DPTRAIN_HAS_NCCL
 #include "distributed/nccl_backend.h"
 #include "distributed/store.h"
@@ -13,27 +17,79 @@
 
 namespace dpt::distributed {
 
-std::unique_ptr<Backend> make_backend(const Runtime& runtime, const std::string& device, double timeout_s,
-                                      double shared_memory_mb) {
-  if (!runtime.uses_mpi() || runtime.world_size() == 1) return std::make_unique<LocalBackend>();
-  // The same rule as the trainer's device choice, so that backend and tensors agree.
-  const bool cuda = device == "cuda" || (device == "auto" && at::hasCUDA());
-  if (!cuda) {
-    auto backend = std::make_unique<MpiBackend>(MPI_COMM_WORLD, timeout_s,
-                                                static_cast<std::size_t>(shared_memory_mb * 1024 * 1024));
-    if (runtime.is_main() && !backend->shared_memory_unavailable().empty()) {
-      std::cerr << "dptrain: warning: all-reduces go through MPI, slower than through shared memory: "
-                << backend->shared_memory_unavailable() << std::endl;
-    }
-    return backend;
+std::vector<ConfigKey> config_keys() {
+  using namespace config_key;
+  return {
+      number("ddp.bucket_cap_mb", 25.0, 1e-6, 1e6, "gradient bucket size in MiB (one all-reduce per bucket)"),
+      number("ddp.first_bucket_mb", 1.0, 1e-6, 1e6, "size of the first bucket, small so communication starts early"),
+      integer("ddp.accumulate_steps", 1, 1, 1e6,
+              "split each rank's train.batch_size samples into this many micro-batches; one all-reduce per step"),
+      flag("ddp.find_unused_parameters", false,
+           "parameters without a gradient in a step count as zeros (off: such a step is an error naming them)"),
+      integer("ddp.broadcast_buffers_every", 1, 0, 9.2e18,
+              "copy rank 0's buffers (BatchNorm statistics) to every rank every N steps, before forward (0: never)"),
+      text("ddp.compression", "none", "all-reduce gradients as 16-bit values, summed in float32", compression_names()),
+      text("ddp.backend", "auto", "gradient backend: auto (nccl for a CUDA model, mpi for a CPU one), mpi or nccl",
+           {"auto", "mpi", "nccl"}),
+      number("ddp.timeout_s", 300.0, 1e-3, 1e9, "a collective that takes longer ends the job with an error"),
+      number("ddp.shared_memory_mb", 16.0, 0.0, 1e6,
+             "MPI ranks on one node all-reduce through two buffers of this many MiB each in /dev/shm (0: MPI_Allreduce)"),
+  };
+}
+
+at::Device model_device(const std::string& wanted, int local_rank) {
+  const bool gpu = torch::cuda::is_available();
+  if (wanted == "cpu" || (wanted == "auto" && !gpu)) return at::kCPU;
+  DPT_CHECK(wanted == "cuda" || wanted == "auto", "runtime.device = \"", wanted, "\": use cpu, cuda or auto");
+  DPT_CHECK(gpu, "runtime.device = \"cuda\" but this LibTorch has no usable CUDA device: use runtime.device = \"cpu\" ",
+            "or build against a CUDA LibTorch (CMAKE_PREFIX_PATH)");
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
+}
+
+namespace {
+
+std::shared_ptr<MpiBackend> make_mpi(const Runtime& runtime, double timeout_s, double shared_memory_mb) {
+  auto backend = std::make_shared<MpiBackend>(MPI_COMM_WORLD, timeout_s,
+                                              static_cast<std::size_t>(shared_memory_mb * 1024 * 1024));
+  if (runtime.is_main() && !backend->shared_memory_unavailable().empty()) {
+    std::cerr << "dptrain: warning: all-reduces go through MPI, slower than through shared memory: "
+              << backend->shared_memory_unavailable() << std::endl;
   }
+  return backend;
+}
+
+}  // namespace
+
+Backends make_backends(const Runtime& runtime, const Config& config) {
+  Backends out;
+  out.device = model_device(config.get_string("runtime.device"), runtime.local_rank());
+  const std::string& wanted = config.get_string("ddp.backend");
+  const bool cuda = out.device.is_cuda();
+  DPT_CHECK(wanted != "nccl" || cuda, "ddp.backend = \"nccl\" needs the model on a GPU: set runtime.device = ",
+            "\"cuda\" (or auto on a GPU machine), or use ddp.backend = \"mpi\"");
+  DPT_CHECK(wanted != "mpi" || !cuda, "ddp.backend = \"mpi\" takes host tensors, but the model is on ", out.device.str(),
+            ": this Open MPI is not CUDA-aware; use ddp.backend = \"nccl\" (or auto)");
+  if (!runtime.uses_mpi() || runtime.world_size() == 1) {
+    out.control = out.gradients = std::make_shared<LocalBackend>();
+    return out;
+  }
+  const double timeout_s = config.get_float("ddp.timeout_s");
+  if (!cuda) {
+    out.control = out.gradients = make_mpi(runtime, timeout_s, config.get_float("ddp.shared_memory_mb"));
+    return out;
+  }
+  // Control messages are a few bytes each: MPI_Allreduce is what fits them, no shared-memory buffers.
+  out.control = make_mpi(runtime, timeout_s, 0.0);
 #ifdef DPTRAIN_HAS_NCCL
   MpiStore store(MPI_COMM_WORLD, 0, timeout_s);
-  return std::make_unique<NcclBackend>(store, runtime.rank(), runtime.world_size(), runtime.local_rank(), timeout_s);
+  out.gradients = std::make_shared<NcclBackend>(store, runtime.rank(), runtime.world_size(), out.device.index(),
+                                                timeout_s);
+  return out;
 #else
-  DPT_THROW("runtime.device = \"", device, "\" with ", runtime.world_size(), " ranks needs the NCCL backend, but this ",
-            "dptrain was built without NCCL: rebuild with CUDA and NCCL found (-DDPTRAIN_WITH_NCCL=ON, NCCL_ROOT) ",
-            "or use runtime.device = \"cpu\"");
+  DPT_THROW("a model on ", out.device.str(), " with ", runtime.world_size(), " ranks needs the NCCL backend, but ",
+            "this dptrain was built without NCCL: rebuild with CUDA and NCCL found (-DDPTRAIN_WITH_NCCL=ON, ",
+            "NCCL_ROOT) or use runtime.device = \"cpu\"");
 #endif
 }
 

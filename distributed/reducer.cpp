@@ -9,15 +9,39 @@
 #include <numeric>
 
 #include "core/check.h"
+#include "core/registry.h"
 #include "kernels/scale_copy.h"
 
 namespace dpt::distributed {
 
+namespace {
+
+const std::pair<const char*, Compression> kCompressions[] = {
+    {"none", Compression::None}, {"bf16", Compression::BFloat16}, {"fp16", Compression::Float16}};
+
+}  // namespace
+
+std::vector<std::string> compression_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, value] : kCompressions) names.emplace_back(name);
+  return names;
+}
+
 Compression parse_compression(const std::string& name) {
-  if (name == "none") return Compression::None;
-  if (name == "bf16") return Compression::BFloat16;
-  if (name == "fp16") return Compression::Float16;
-  DPT_THROW("unknown gradient compression '", name, "': use \"none\", \"bf16\" or \"fp16\"");
+  for (const auto& [known, value] : kCompressions) {
+    if (name == known) return value;
+  }
+  DPT_THROW("unknown gradient compression '", name, "' (ddp.compression)",
+            unknown_name_hint(name, compression_names(), "compression"));
+}
+
+ReducerOptions ReducerOptions::from_config(const Config& config) {
+  ReducerOptions options;
+  options.bucket_cap_mb = config.get_float("ddp.bucket_cap_mb");
+  options.first_bucket_mb = config.get_float("ddp.first_bucket_mb");
+  options.find_unused_parameters = config.get_bool("ddp.find_unused_parameters");
+  options.compression = parse_compression(config.get_string("ddp.compression"));
+  return options;
 }
 
 struct Reducer::Parameter {
@@ -55,7 +79,14 @@ class Reducer::ReadyHook final : public torch::autograd::FunctionPostHook {
 };
 
 Reducer::Reducer(std::vector<NamedParameter> parameters, Backend& backend, ReducerOptions options)
-    : backend_(backend), options_(options) {
+    : Reducer(std::move(parameters), backend, backend, options) {}
+
+Reducer::Reducer(std::vector<NamedParameter> parameters, Backend& gradients, Backend& control, ReducerOptions options)
+    : backend_(gradients), control_(control), options_(options) {
+  DPT_CHECK(gradients.world_size() == control.world_size() && gradients.rank() == control.rank(),
+            "the gradient backend (", gradients.name(), ", rank ", gradients.rank(), " of ", gradients.world_size(),
+            ") and the control backend (", control.name(), ", rank ", control.rank(), " of ", control.world_size(),
+            ") must span the same ranks");
   DPT_CHECK(!parameters.empty(), "the model has no trainable parameters");
   DPT_CHECK(options_.first_bucket_mb > 0 && options_.bucket_cap_mb > 0, "bucket sizes must be positive (got ",
             options_.first_bucket_mb, " MiB first, ", options_.bucket_cap_mb, " MiB cap)");
@@ -141,6 +172,12 @@ std::vector<std::vector<std::size_t>> Reducer::bucket_parameters() const {
   std::vector<std::vector<std::size_t>> out;
   for (const auto& b : buckets_) out.push_back(b.params);
   return out;
+}
+
+bool Reducer::holds(const at::Tensor& tensor) const {
+  if (tensor.is_alias_of(flat_)) return true;
+  return std::any_of(buckets_.begin(), buckets_.end(),
+                     [&](const Bucket& b) { return b.wire.defined() && tensor.is_alias_of(b.wire); });
 }
 
 void Reducer::zero_grad() {
@@ -253,7 +290,7 @@ void Reducer::finish() {
   at::Tensor order;
   if (!order_recorded_) {
     order = at::tensor(std::vector<std::int64_t>(ready_order_.begin(), ready_order_.end()), at::kLong);
-    if (backend_.world_size() > 1) order_work = backend_.broadcast(order, 0);
+    if (control_.world_size() > 1) order_work = control_.broadcast(order, 0);
   }
   // Every rank learns which parameters lacked a gradient anywhere, so all ranks take the same decision.
   std::shared_ptr<Work> unused_work;
@@ -261,7 +298,7 @@ void Reducer::finish() {
   if (!options_.find_unused_parameters) {
     unused_count = at::zeros({static_cast<std::int64_t>(params_.size())}, at::kInt);
     for (std::size_t i : unused) unused_count[static_cast<std::int64_t>(i)] = 1;
-    if (backend_.world_size() > 1) unused_work = backend_.allreduce(unused_count, ReduceOp::Sum);
+    if (control_.world_size() > 1) unused_work = control_.allreduce(unused_count, ReduceOp::Sum);
   }
   wait_all();
   if (!order_recorded_) {

@@ -11,13 +11,16 @@
 #include <utility>
 #include <vector>
 
+#include "core/config.h"
 #include "distributed/backend.h"
 
 namespace dpt::distributed {
 
 enum class Compression { None, BFloat16, Float16 };
 
-// "none" | "bf16" | "fp16" (the ddp.compression config values).
+// The ddp.compression values: "none", "bf16", "fp16".
+std::vector<std::string> compression_names();
+// An unknown name is an error with the closest known one.
 Compression parse_compression(const std::string& name);
 
 struct ReducerOptions {
@@ -30,6 +33,9 @@ struct ReducerOptions {
   // Gradients travel as 16-bit values (half the bytes); ranks' values are summed in float32 and the result is
   // widened back into the float32 gradients.
   Compression compression = Compression::None;
+
+  // From ddp.first_bucket_mb, ddp.bucket_cap_mb, ddp.find_unused_parameters and ddp.compression.
+  static ReducerOptions from_config(const Config& config);
 };
 
 // One backward pass, as the trainer announces it before running it.
@@ -45,7 +51,11 @@ class Reducer {
   using NamedParameter = std::pair<std::string, at::Tensor>;
 
   // `parameters`: the trainable tensors in registration order, with names for error messages; all of one
-  // dtype (float32) and device. Registers one hook per parameter on its gradient accumulator.
+  // dtype (float32) and device. Registers one hook per parameter on its gradient accumulator. Gradient buckets
+  // go through `gradients` (on the parameters' device); the bucket order and the no-gradient map, small host
+  // tensors, through `control` (see make_backends).
+  Reducer(std::vector<NamedParameter> parameters, Backend& gradients, Backend& control, ReducerOptions options = {});
+  // One backend in both roles: CPU parameters, where MPI carries both.
   Reducer(std::vector<NamedParameter> parameters, Backend& backend, ReducerOptions options = {});
   ~Reducer();
   Reducer(const Reducer&) = delete;
@@ -69,6 +79,9 @@ class Reducer {
   // rank.
   std::vector<std::vector<std::size_t>> bucket_parameters() const;
 
+  // Whether `tensor` shares memory with the gradient buckets or their 16-bit copies.
+  bool holds(const at::Tensor& tensor) const;
+
  private:
   struct Parameter;
   struct Bucket;
@@ -86,7 +99,8 @@ class Reducer {
   std::vector<std::size_t> layout_order() const;
   std::string describe(const Bucket& bucket) const;
 
-  Backend& backend_;
+  Backend& backend_;   // gradients
+  Backend& control_;   // host tensors
   ReducerOptions options_;
   std::vector<Parameter> params_;
   std::vector<Bucket> buckets_;
@@ -102,7 +116,8 @@ class Reducer {
   std::vector<std::size_t> rebuilt_order_;  // rank 0's ready order, applied at the next zero_grad()
 };
 
-// Broadcasts every tensor from rank 0 (initial parameters, buffers such as BatchNorm running statistics).
+// Broadcasts every tensor from rank 0 (initial parameters, buffers such as BatchNorm running statistics) through
+// the backend of the tensors' device.
 void broadcast_from_root(const std::vector<at::Tensor>& tensors, Backend& backend);
 
 }  // namespace dpt::distributed

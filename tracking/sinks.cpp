@@ -77,4 +77,21 @@ std::vector<std::unique_ptr<Sink>> make_sinks(const std::vector<std::string>& na
   return sinks;
 }
 
+std::vector<ConfigKey> config_keys() {
+  using namespace config_key;
+  return {
+      text_list("tracking.sinks", {"console", "jsonl", "tensorboard"}, "metric sinks", known_sinks()),
+      integer("tracking.log_every", 50, 1, 1e9, "record train metrics every N steps"),
+      text_list("tracking.tags", {}, "run tags: \"key=value\" or a bare \"label\" (MLflow tags, manifests)"),
+      integer("tracking.prometheus.port", 9400, 0, 65535,
+              "prometheus sink: rank r serves /metrics on port + r (0: any free port)"),
+      text("tracking.prometheus.bind", "127.0.0.1", "prometheus sink: address to listen on (0.0.0.0: every interface)"),
+      text("tracking.mlflow.uri", "",
+           "MLflow server of the mlflow sink, e.g. http://127.0.0.1:5000 (empty: $MLFLOW_TRACKING_URI)"),
+      text("tracking.mlflow.experiment", "dptrain", "MLflow experiment of the run (created when missing)"),
+      text("tracking.mlflow.registered_model", "",
+           "MLflow registered model that each checkpoint version becomes a version of (empty: no Model Registry)"),
+  };
+}
+
 }  // namespace dpt::tracking

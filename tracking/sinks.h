@@ -16,6 +16,9 @@ namespace dpt::tracking {
 // The names make_sinks accepts, in the order they are listed in errors and help.
 std::vector<std::string> known_sinks();
 
+// tracking.*: the sinks (choices: known_sinks()), how often to log, run tags, each sink's own settings.
+std::vector<ConfigKey> config_keys();
+
 // Builds the configured sinks by name ("console", "jsonl", "mlflow", "tensorboard", "prometheus"); an unknown or
 // repeated name throws dpt::Error listing the known sinks. jsonl goes to run.dir + "/metrics.jsonl", tensorboard
 // to run.dir/events.out.tfevents.*. Sinks with settings of their own (mlflow: tracking.mlflow.*, prometheus:

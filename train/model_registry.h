@@ -2,12 +2,12 @@
 #pragma once
 
 #include <functional>
-#include <map>
 #include <string>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/nn/modules/container/any.h>
+
+#include "core/registry.h"
 
 namespace dpt::train {
 
@@ -15,24 +15,13 @@ namespace dpt::train {
 // `torch::Tensor forward(torch::Tensor)` works: wrap it in torch::nn::AnyModule.
 using ModelFactory = std::function<torch::nn::AnyModule(const nlohmann::json& options)>;
 
-class ModelRegistry {
+class ModelRegistry : public Registry<ModelFactory> {
  public:
+  ModelRegistry() : Registry("model", "model.name") {}  // empty
   // The process-wide registry, with the built-in models (fashion_cnn, mlp) already registered.
   static ModelRegistry& global();
-
-  // Registers `name`; registering a name twice is an error (two models would silently shadow each other).
-  void add(const std::string& name, ModelFactory factory, const std::string& description);
+  // An unknown name is an error with the closest registered one.
   torch::nn::AnyModule create(const std::string& name, const nlohmann::json& options) const;
-  bool contains(const std::string& name) const;
-  // (name, description) pairs, sorted by name.
-  std::vector<std::pair<std::string, std::string>> list() const;
-
- private:
-  struct Entry {
-    ModelFactory factory;
-    std::string description;
-  };
-  std::map<std::string, Entry> entries_;
 };
 
 // Reads an integer option with a default, rejecting a value of the wrong type with the option's name.

@@ -12,14 +12,11 @@
 #include "core/config.h"
 #include "core/runtime.h"
 #include "distributed/backend.h"
+#include "distributed/make_backend.h"
+#include "train/run_parts.h"
+#include "train/train_state.h"
 
 namespace dpt::train {
-
-struct EvalResult {
-  double loss = 0.0;
-  double accuracy = 0.0;
-  std::int64_t samples = 0;
-};
 
 struct FitResult {
   std::int64_t steps = 0;      // optimizer steps taken in total (including those before a resume)
@@ -35,8 +32,11 @@ struct FitResult {
 class Trainer {
  public:
   // Builds the model, optimizer, data and checkpoint store on every rank; a failure on any rank becomes the
-  // same clear error on all ranks (see Runtime::all_or_none). Shards by backend.rank()/world_size().
-  Trainer(const Config& config, const Runtime& runtime, distributed::Backend& backend);
+  // same clear error on all ranks (see Runtime::all_or_none). Control traffic goes through backends.control,
+  // the model's tensors through backends.gradients, on backends.device; data is sharded by their rank and size.
+  Trainer(const Config& config, const Runtime& runtime, distributed::Backends backends, TrainerParts parts = {});
+  // One backend in both roles, the model where runtime.device says (CPU tensors, or a world of one).
+  Trainer(const Config& config, const Runtime& runtime, distributed::Backend& backend, TrainerParts parts = {});
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -45,12 +45,15 @@ class Trainer {
   FitResult fit(const std::string& resume = "");
   // Loads a checkpoint's model weights (no optimizer state) for evaluation.
   void load_weights(const std::string& checkpoint_ref);
-  // Loss and accuracy on data.test, sharded over the ranks and combined.
+  // Loss (and, for a classification loss, accuracy) on the test data, sharded over the ranks and combined.
   EvalResult evaluate();
 
   // Trainable parameters in registration order (tests compare them across ranks and runs).
   std::vector<at::Tensor> parameters() const;
   std::int64_t step() const;
+  // Whether `tensor` shares memory with the model: a parameter, a buffer or a gradient bucket (tests check that
+  // the gradient backend sees nothing else).
+  bool holds_model_storage(const at::Tensor& tensor) const;
 
  private:
   struct Impl;

@@ -8,6 +8,7 @@
 #include "distributed/local_backend.h"
 #include "distributed/mpi_backend.h"
 #include "mpi_test_env.h"
+#include "train/train_options.h"
 #include "train/trainer.h"
 
 namespace dpt {
@@ -35,7 +36,7 @@ Config test_config(const std::string& dataset, std::int64_t batch, std::int64_t 
       "checkpoint.enabled=false",
   };
   overrides.insert(overrides.end(), extra.begin(), extra.end());
-  return Config::parse("", overrides, "test");
+  return Config::parse(train::config_schema(), "", overrides, "test");
 }
 
 at::Tensor flatten(const std::vector<at::Tensor>& tensors) {

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config.h"
+#include "tracking/sinks.h"
 #include "core/error.h"
 #include "tracking/mlflow_sink.h"
 
@@ -131,17 +132,22 @@ TEST_F(MlflowSinkTest, APublishedCheckpointIsSpooledInOrderWithItsManifestAliase
   EXPECT_EQ(lines[3]["metrics"][0]["step"], 11);
 }
 
+// A config of the tracking library's keys alone.
+Config tracking_config(const std::string& toml, const std::vector<std::string>& overrides = {}) {
+  return Config::parse(make_schema({tracking::config_keys()}), toml, overrides);
+}
+
 TEST_F(MlflowSinkTest, RegisteredModelNameIsReadAndMustFitASearchFilter) {
-  const std::string toml = "[data]\ntrain = \"train.h5\"\n[tracking]\nmlflow.uri = \"http://127.0.0.1:5000\"\n";
-  EXPECT_EQ(mlflow_options(Config::parse(toml)).registered_model, "");  // off by default
-  EXPECT_EQ(mlflow_options(Config::parse(toml, {"tracking.mlflow.registered_model=fashion-cnn"})).registered_model,
+  const std::string toml = "[tracking]\nmlflow.uri = \"http://127.0.0.1:5000\"\n";
+  EXPECT_EQ(mlflow_options(tracking_config(toml)).registered_model, "");  // off by default
+  EXPECT_EQ(mlflow_options(tracking_config(toml, {"tracking.mlflow.registered_model=fashion-cnn"})).registered_model,
             "fashion-cnn");
-  EXPECT_THROW(mlflow_options(Config::parse(toml, {"tracking.mlflow.registered_model=it's"})), dpt::Error);
+  EXPECT_THROW(mlflow_options(tracking_config(toml, {"tracking.mlflow.registered_model=it's"})), dpt::Error);
 }
 
 TEST_F(MlflowSinkTest, ServerIsRequiredAndMustBeHttp) {
   unsetenv("MLFLOW_TRACKING_URI");
-  const Config config = Config::parse("[data]\ntrain = \"train.h5\"\n");
+  const Config config = tracking_config("");
   EXPECT_THROW(mlflow_options(config), dpt::Error);
   setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000", 1);
   EXPECT_EQ(mlflow_options(config).uri, "http://127.0.0.1:5000");

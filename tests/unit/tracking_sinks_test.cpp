@@ -221,7 +221,7 @@ TEST(MakeSinks, OtherRanksGetOnlyTheirPrometheusEndpointOnPortPlusRank) {
   RunInfo run{"run-4", "", "", {}, {}, 1};
   const int free_port = make_prometheus_sink(run, PrometheusOptions{"127.0.0.1", 0})->port();  // closed again
   const Config config =
-      Config::parse("[data]\ntrain = \"t.h5\"\n[tracking]\nsinks = [\"console\", \"jsonl\", \"tensorboard\", \"prometheus\"]\n",
+      Config::parse(make_schema({tracking::config_keys()}), "[tracking]\nsinks = [\"console\", \"jsonl\", \"tensorboard\", \"prometheus\"]\n",
                     {"tracking.prometheus.port=" + std::to_string(free_port - 1)});
   const fs::path dir = fresh_dir("ranks");
   run.dir = dir.string();

@@ -1,0 +1,81 @@
+// RunParts: the run's parts from the registries (model, optimizer, schedule, loss) and the data library.
+#include "train/run_parts.h"
+
+#include <torch/torch.h>
+
+#include "core/check.h"
+#include "data/dataset_digest.h"
+#include "data/make_loader.h"
+#include "train/model_registry.h"
+#include "train/optimizers.h"
+
+namespace dpt::train {
+
+RunParts::RunParts(const Config& config, const distributed::Backends& backends, TrainerParts parts)
+    : options(TrainOptions::from_config(config)),
+      device(backends.device),
+      loss(parts.loss ? *parts.loss : losses().get(options.loss)),
+      schedule(options.schedule) {
+  const distributed::Backend& gradients = *backends.gradients;
+  torch::manual_seed(options.seed);
+  model = ModelRegistry::global().create(options.model, config.options("model"));
+  module = model.ptr();
+  module->to(device);
+  std::vector<distributed::Reducer::NamedParameter> named;
+  for (auto& p : module->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    params.push_back(p.value());
+    named.emplace_back(p.key(), p.value());
+  }
+  buffers = module->buffers();
+  optimizer = optimizers().get(options.optimizer)(params, options.optimizer_settings);
+  reducer = std::make_unique<distributed::Reducer>(std::move(named), *backends.gradients, *backends.control,
+                                                   distributed::ReducerOptions::from_config(config));
+
+  const bool pin = device.is_cuda();
+  std::shared_ptr<data::Source> train_data = parts.train_data;
+  if (!train_data) {
+    const data::SplitSource split = data::open_split(config, "train");
+    train_data = split.source;
+    // Rank 0 alone saves checkpoints; the digest is cached beside the data, so only a first run hashes the files.
+    if (gradients.rank() == 0) dataset_digest = data::dataset_digest(split.files);
+  }
+  train_loader = data::make_loader(
+      config, train_data, data::LoaderShard{options.batch_size, gradients.rank(), gradients.world_size(), true, pin});
+  std::shared_ptr<data::Source> test_data = parts.test_data ? parts.test_data : data::open_split(config, "test").source;
+  if (test_data) {
+    test_loader = data::make_loader(config, test_data,
+                                    data::LoaderShard{options.eval_batch_size, gradients.rank(),
+                                                      gradients.world_size(), false, pin});
+  }
+  if (options.checkpoints) {
+    store = std::make_unique<checkpoint::CheckpointStore>(options.checkpoint_dir);
+    if (gradients.rank() == 0) store->check_writable();
+  }
+}
+
+NamedTensorRefs RunParts::named_state() const {
+  NamedTensorRefs all;
+  for (const auto& item : module->named_parameters()) all.emplace_back(item.key(), item.value());
+  for (const auto& item : module->named_buffers()) all.emplace_back(item.key(), item.value());
+  return all;
+}
+
+std::int64_t RunParts::total_steps() const {
+  const std::int64_t all = train_loader->sampler().steps_per_epoch() * options.epochs;
+  return options.max_steps > 0 ? std::min(all, options.max_steps) : all;
+}
+
+SchedulePosition RunParts::schedule_position(const TrainState& state) const {
+  const auto& sampler = train_loader->sampler();
+  SchedulePosition at;
+  at.samples_per_epoch = static_cast<double>(sampler.num_samples());
+  at.samples = state.samples_seen(sampler.num_samples());
+  at.total_samples = options.max_steps > 0
+                         ? static_cast<double>(options.max_steps) * static_cast<double>(sampler.global_batch_size())
+                         : at.samples_per_epoch * static_cast<double>(options.epochs);
+  at.total_samples = std::min(at.total_samples, at.samples_per_epoch * static_cast<double>(options.epochs));
+  return at;
+}
+
+}  // namespace dpt::train
