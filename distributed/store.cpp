@@ -2,7 +2,6 @@
 #include "distributed/store.h"
 
 #include <cctype>
-#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <filesystem>
@@ -13,27 +12,15 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "distributed/deadline.h"
 
 namespace dpt::distributed {
+
+using detail::Clock;
+using detail::deadline_after;
+using detail::poll_until;
+
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-Clock::time_point deadline_after(double seconds) {
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-}
-
-// Polls `ready` with a back-off from 0.1 ms to 10 ms until it returns true or `deadline` passes.
-template <typename Ready>
-bool poll_until(Clock::time_point deadline, Ready&& ready) {
-  auto pause = std::chrono::microseconds(100);
-  for (;;) {
-    if (ready()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(10000));
-  }
-}
 
 // False when the request has not completed by the deadline: a started collective cannot be withdrawn, so the
 // caller throws and the job's error path ends every rank.
@@ -46,6 +33,7 @@ bool wait_request(MPI_Request& request, Clock::time_point deadline) {
 }
 
 }  // namespace
+
 
 MpiStore::MpiStore(MPI_Comm comm, int root, double timeout_s) : Store(timeout_s), root_(root) {
   int initialized = 0;
@@ -159,8 +147,8 @@ std::string FileStore::get(const std::string& key) {
     in.open(path, std::ios::binary);
     return in.is_open();
   });
-  DPT_CHECK(found, "file store ", directory_, ": key '", key, "' was not set within ", timeout_s(),
-            " s: the rank that sets it has died, hangs, or uses another directory");
+  DPT_CHECK(found, "file store ", directory_, ": no value for key '", key, "' within ", timeout_s(),
+            " s: the process that sets it has died, hangs, or uses another directory");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
@@ -175,7 +163,7 @@ void FileStore::wait(const std::vector<std::string>& keys) {
     return missing.empty();
   });
   DPT_CHECK(missing.empty(), "file store ", directory_, ": key(s) ", missing, " were not set within ", timeout_s(),
-            " s: the rank that sets them has died, hangs, or uses another directory");
+            " s: the processes that set them have died, hang, or use another directory");
 }
 
 }  // namespace dpt::distributed
