@@ -8,7 +8,7 @@
 #include "distributed/mpi_backend.h"
 #ifdef DPTRAIN_HAS_NCCL
 #include "distributed/nccl_backend.h"
-#include "distributed/store.h"
+#include "distributed/rendezvous.h"
 #endif
 
 namespace dpt::distributed {
@@ -28,8 +28,8 @@ std::unique_ptr<Backend> make_backend(const Runtime& runtime, const std::string&
     return backend;
   }
 #ifdef DPTRAIN_HAS_NCCL
-  MpiStore store(MPI_COMM_WORLD, 0, timeout_s);
-  return std::make_unique<NcclBackend>(store, runtime.rank(), runtime.world_size(), runtime.local_rank(), timeout_s);
+  const auto store = rendezvous_store(runtime, timeout_s);
+  return std::make_unique<NcclBackend>(*store, runtime.rank(), runtime.world_size(), runtime.local_rank(), timeout_s);
 #else
   DPT_THROW("runtime.device = \"", device, "\" with ", runtime.world_size(), " ranks needs the NCCL backend, but this ",
             "dptrain was built without NCCL: rebuild with CUDA and NCCL found (-DDPTRAIN_WITH_NCCL=ON, NCCL_ROOT) ",

@@ -3,6 +3,7 @@
 #include "distributed/nccl_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -120,16 +121,20 @@ NcclBackend::NcclBackend(Store& store, int rank, int world_size, int local_rank,
   impl_->timeout_s = timeout_s;
   DPT_CHECK_CUDA(cudaSetDevice(impl_->device));
 
+  // Every rank builds its backends in the same order, so the n-th backend of each rank reads the n-th id: a
+  // store that outlives one backend (a file store directory) never hands the next one a used id.
+  static std::atomic<int> backends_built{0};
+  const std::string key = "nccl/unique_id/" + std::to_string(backends_built++);
   ncclUniqueId id;
-  const std::string key = "nccl/unique_id";
   if (rank == 0) {
     DPT_CHECK_NCCL(ncclGetUniqueId(&id));
     store.set(key, std::string(reinterpret_cast<const char*>(&id), sizeof(id)));
+  } else {
+    const std::string bytes = store.get(key);
+    DPT_CHECK(bytes.size() == sizeof(id), "NCCL backend: ", store.name(), " returned ", bytes.size(), " bytes for '",
+              key, "', expected ", sizeof(id), ": a stale or foreign value; use a fresh store");
+    std::memcpy(&id, bytes.data(), sizeof(id));
   }
-  const std::string bytes = store.get(key);
-  DPT_CHECK(bytes.size() == sizeof(id), "NCCL backend: store ", store.name(), " returned ", bytes.size(),
-            " bytes for '", key, "', expected ", sizeof(id), ": a stale or foreign value; use a fresh store");
-  std::memcpy(&id, bytes.data(), sizeof(id));
 
   DPT_CHECK_CUDA(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
   DPT_CHECK_CUDA(cudaMalloc(&impl_->barrier_scratch, sizeof(int)));

@@ -11,7 +11,9 @@ namespace dpt::distributed {
 
 class NcclBackend final : public Backend {
  public:
-  // Collective over all ranks: rank 0 creates the NCCL unique id and `store` carries it to the others.
+  // Collective over all ranks (ncclCommInitRank): rank 0 creates the NCCL unique id and sets it in `store`, the
+  // others get it from there. Rank 0's constructor returns only once every rank has joined, so rank 0 may drop
+  // its store (and the server a TcpStore hosts) as soon as it returns.
   // The device is local_rank modulo the visible devices (one rank per GPU when local ranks = GPUs).
   // A wait() longer than timeout_s throws a dpt::Error naming the collective.
   NcclBackend(Store& store, int rank, int world_size, int local_rank, double timeout_s = 300.0);
