@@ -17,7 +17,7 @@
 #include "distributed/mpi_backend.h"
 #ifdef DPTRAIN_HAS_NCCL
 #include "distributed/nccl_backend.h"
-#include "distributed/store.h"
+#include "distributed/rendezvous.h"
 #endif
 
 namespace {
@@ -64,8 +64,8 @@ Options parse(int argc, char** argv) {
 std::unique_ptr<Backend> make_backend_under_test(const Options& o, const dpt::Runtime& runtime) {
   if (o.backend == "mpi") return std::make_unique<dpt::distributed::MpiBackend>(MPI_COMM_WORLD);
 #ifdef DPTRAIN_HAS_NCCL
-  dpt::distributed::MpiStore store(MPI_COMM_WORLD);
-  return std::make_unique<dpt::distributed::NcclBackend>(store, runtime.rank(), runtime.world_size(),
+  const auto store = dpt::distributed::rendezvous_store(runtime, 300.0);
+  return std::make_unique<dpt::distributed::NcclBackend>(*store, runtime.rank(), runtime.world_size(),
                                                          runtime.local_rank());
 #else
   DPT_THROW("--backend nccl: this build has no NCCL backend (CUDA and NCCL were not found at configure time)");

@@ -12,7 +12,7 @@
 #include "distributed/reducer.h"
 #ifdef DPTRAIN_HAS_NCCL
 #include "distributed/nccl_backend.h"
-#include "distributed/store.h"
+#include "distributed/rendezvous.h"
 #endif
 
 namespace dpt::distributed {
@@ -82,8 +82,9 @@ Backends make_backends(const Runtime& runtime, const Config& config) {
   // Control messages are a few bytes each: MPI_Allreduce is what fits them, no shared-memory buffers.
   out.control = make_mpi(runtime, timeout_s, 0.0);
 #ifdef DPTRAIN_HAS_NCCL
-  MpiStore store(MPI_COMM_WORLD, 0, timeout_s);
-  out.gradients = std::make_shared<NcclBackend>(store, runtime.rank(), runtime.world_size(), out.device.index(),
+  // On rank 0 the store hosts the server the others read the NCCL id from: it lives until the backend is made.
+  const auto store = rendezvous_store(runtime, timeout_s);
+  out.gradients = std::make_shared<NcclBackend>(*store, runtime.rank(), runtime.world_size(), out.device.index(),
                                                 timeout_s);
   return out;
 #else

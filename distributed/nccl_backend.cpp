@@ -3,6 +3,7 @@
 #include "distributed/nccl_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -108,7 +109,7 @@ class NcclBackend::NcclWork final : public Work {
   cudaEvent_t done_ = nullptr;
 };
 
-NcclBackend::NcclBackend(Store& store, int rank, int world_size, int local_rank, double timeout_s)
+NcclBackend::NcclBackend(Store& store, int rank, int world_size, int device, double timeout_s)
     : rank_(rank), world_size_(world_size), impl_(std::make_unique<Impl>()) {
   DPT_CHECK(world_size > 0 && rank >= 0 && rank < world_size, "NCCL backend: rank ", rank,
             " is not in a world of ", world_size);
@@ -116,20 +117,24 @@ NcclBackend::NcclBackend(Store& store, int rank, int world_size, int local_rank,
   DPT_CHECK_CUDA(cudaGetDeviceCount(&devices));
   DPT_CHECK(devices > 0, "the NCCL backend needs a CUDA device, but none is visible: check CUDA_VISIBLE_DEVICES ",
             "or use runtime.device = \"cpu\"");
-  impl_->device = local_rank % devices;
+  impl_->device = device % devices;
   impl_->timeout_s = timeout_s;
   DPT_CHECK_CUDA(cudaSetDevice(impl_->device));
 
+  // Every rank builds its backends in the same order, so the n-th backend of each rank reads the n-th id: a
+  // store that outlives one backend (a file store directory) never hands the next one a used id.
+  static std::atomic<int> backends_built{0};
+  const std::string key = "nccl/unique_id/" + std::to_string(backends_built++);
   ncclUniqueId id;
-  const std::string key = "nccl/unique_id";
   if (rank == 0) {
     DPT_CHECK_NCCL(ncclGetUniqueId(&id));
     store.set(key, std::string(reinterpret_cast<const char*>(&id), sizeof(id)));
+  } else {
+    const std::string bytes = store.get(key);
+    DPT_CHECK(bytes.size() == sizeof(id), "NCCL backend: ", store.name(), " returned ", bytes.size(), " bytes for '",
+              key, "', expected ", sizeof(id), ": a stale or foreign value; use a fresh store");
+    std::memcpy(&id, bytes.data(), sizeof(id));
   }
-  const std::string bytes = store.get(key);
-  DPT_CHECK(bytes.size() == sizeof(id), "NCCL backend: store ", store.name(), " returned ", bytes.size(),
-            " bytes for '", key, "', expected ", sizeof(id), ": a stale or foreign value; use a fresh store");
-  std::memcpy(&id, bytes.data(), sizeof(id));
 
   DPT_CHECK_CUDA(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
   DPT_CHECK_CUDA(cudaMalloc(&impl_->barrier_scratch, sizeof(int)));

@@ -11,10 +11,13 @@ namespace dpt::distributed {
 
 class NcclBackend final : public Backend {
  public:
-  // Collective over all ranks: rank 0 creates the NCCL unique id and `store` carries it to the others.
-  // The device is local_rank modulo the visible devices (one rank per GPU when local ranks = GPUs).
+  // Collective over all ranks (ncclCommInitRank): rank 0 creates the NCCL unique id and sets it in `store`, the
+  // others get it from there. Rank 0's constructor returns only once every rank has joined, so rank 0 may drop
+  // its store (and the server a TcpStore hosts) as soon as it returns.
+  // `device`: the CUDA device the model lives on (distributed::model_device's index), or a local rank: either
+  // is taken modulo the visible devices, the same rule as model_device's.
   // A wait() longer than timeout_s throws a dpt::Error naming the collective.
-  NcclBackend(Store& store, int rank, int world_size, int local_rank, double timeout_s = 300.0);
+  NcclBackend(Store& store, int rank, int world_size, int device, double timeout_s = 300.0);
   ~NcclBackend() override;
   NcclBackend(const NcclBackend&) = delete;
   NcclBackend& operator=(const NcclBackend&) = delete;

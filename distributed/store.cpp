@@ -1,10 +1,7 @@
-// MpiStore (values live on the root, carried by broadcasts) and FileStore (one atomically renamed file per key).
+// FileStore: one atomically renamed file per key in a directory every process sees.
 #include "distributed/store.h"
 
 #include <cctype>
-#include <chrono>
-#include <climits>
-#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -13,104 +10,12 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "distributed/deadline.h"
 
 namespace dpt::distributed {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-
-Clock::time_point deadline_after(double seconds) {
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-}
-
-// Polls `ready` with a back-off from 0.1 ms to 10 ms until it returns true or `deadline` passes.
-template <typename Ready>
-bool poll_until(Clock::time_point deadline, Ready&& ready) {
-  auto pause = std::chrono::microseconds(100);
-  for (;;) {
-    if (ready()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(10000));
-  }
-}
-
-// False when the request has not completed by the deadline: a started collective cannot be withdrawn, so the
-// caller throws and the job's error path ends every rank.
-bool wait_request(MPI_Request& request, Clock::time_point deadline) {
-  return poll_until(deadline, [&] {
-    int done = 0;
-    DPT_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
-    return done != 0;
-  });
-}
-
-}  // namespace
-
-MpiStore::MpiStore(MPI_Comm comm, int root, double timeout_s) : Store(timeout_s), root_(root) {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  DPT_CHECK(initialized, "the MPI store needs MPI to be initialised: launch with mpirun or srun, or use a FileStore");
-  DPT_CHECK_MPI(MPI_Comm_dup(comm, &comm_));
-  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
-  MPI_Comm_rank(comm_, &rank_);
-  int size = 0;
-  MPI_Comm_size(comm_, &size);
-  DPT_CHECK(root >= 0 && root < size, "MPI store root ", root, " is not a rank of this world of ", size);
-}
-
-MpiStore::~MpiStore() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) MPI_Comm_free(&comm_);
-}
-
-void MpiStore::set(const std::string& key, const std::string& value) {
-  DPT_CHECK(rank_ == root_, "MPI store: rank ", rank_, " tried to set '", key, "', but only rank ", root_,
-            " (the root) sets keys; every rank then reads them with get()");
-  values_[key] = value;
-}
-
-bool MpiStore::broadcast_from_root(std::string& bytes, bool present, const std::string& what) {
-  const auto deadline = deadline_after(timeout_s());
-  std::int64_t length = present ? static_cast<std::int64_t>(bytes.size()) : -1;
-  MPI_Request request;
-  DPT_CHECK_MPI(MPI_Ibcast(&length, 1, MPI_INT64_T, root_, comm_, &request));
-  DPT_CHECK(wait_request(request, deadline), "MPI store: rank ", rank_, " waited ", timeout_s(), " s for ", what,
-            " from rank ", root_, ": that rank has died, hangs, or runs different set-up code");
-  if (length < 0) return false;
-  bytes.resize(static_cast<std::size_t>(length));
-  DPT_CHECK(length <= INT_MAX, "MPI store: ", what, " holds ", length, " bytes; values must stay under 2 GiB");
-  DPT_CHECK_MPI(MPI_Ibcast(bytes.data(), static_cast<int>(length), MPI_BYTE, root_, comm_, &request));
-  DPT_CHECK(wait_request(request, deadline), "MPI store: rank ", rank_, " waited ", timeout_s(), " s for ", what,
-            " from rank ", root_, ": that rank has died or hangs");
-  return true;
-}
-
-std::string MpiStore::get(const std::string& key) {
-  std::string value;
-  bool present = false;
-  if (rank_ == root_) {
-    auto it = values_.find(key);
-    present = it != values_.end();
-    if (present) value = it->second;
-  }
-  DPT_CHECK(broadcast_from_root(value, present, "key '" + key + "'"), "MPI store: key '", key,
-            "' was not set on rank ", root_, " before get(): the root must set() a key before the collective get()");
-  return value;
-}
-
-void MpiStore::wait(const std::vector<std::string>& keys) {
-  std::string missing;
-  if (rank_ == root_) {
-    for (const auto& key : keys) {
-      if (!values_.count(key)) missing += (missing.empty() ? "'" : ", '") + key + "'";
-    }
-  }
-  broadcast_from_root(missing, true, "the presence of " + std::to_string(keys.size()) + " key(s)");
-  DPT_CHECK(missing.empty(), "MPI store: key(s) ", missing, " were not set on rank ", root_,
-            " before wait(): the root must set() them first");
-}
+using detail::deadline_after;
+using detail::poll_until;
 
 FileStore::FileStore(std::string directory, double timeout_s) : Store(timeout_s), directory_(std::move(directory)) {
   std::error_code error;
@@ -159,8 +64,8 @@ std::string FileStore::get(const std::string& key) {
     in.open(path, std::ios::binary);
     return in.is_open();
   });
-  DPT_CHECK(found, "file store ", directory_, ": key '", key, "' was not set within ", timeout_s(),
-            " s: the rank that sets it has died, hangs, or uses another directory");
+  DPT_CHECK(found, "file store ", directory_, ": no value for key '", key, "' within ", timeout_s(),
+            " s: the process that sets it has died, hangs, or uses another directory");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
@@ -175,7 +80,7 @@ void FileStore::wait(const std::vector<std::string>& keys) {
     return missing.empty();
   });
   DPT_CHECK(missing.empty(), "file store ", directory_, ": key(s) ", missing, " were not set within ", timeout_s(),
-            " s: the rank that sets them has died, hangs, or uses another directory");
+            " s: the processes that set them have died, hang, or use another directory");
 }
 
 }  // namespace dpt::distributed

@@ -1,15 +1,15 @@
 // distributed::Store: a rendezvous key/value store (set / get / wait, each bounded by a timeout) that carries
-// set-up data such as the NCCL unique id between ranks; MPI-backed and file-backed implementations.
+// set-up data such as the NCCL unique id between processes; FileStore here, TcpStore in tcp_store.h.
 #pragma once
 
-#include <map>
 #include <string>
 #include <vector>
 
-#include <mpi.h>
-
 namespace dpt::distributed {
 
+// Point to point, like gloo's rendezvous::Store and c10d's Store: any process may call any operation at any time
+// and in any order; nothing is collective. A value is binary (any bytes, NUL included); a later set() of a key
+// replaces its value.
 class Store {
  public:
   explicit Store(double timeout_s) : timeout_s_(timeout_s) {}
@@ -17,7 +17,7 @@ class Store {
 
   virtual std::string name() const = 0;
   virtual void set(const std::string& key, const std::string& value) = 0;
-  // The value of `key`, waiting up to timeout_s() for another rank to set it; throws dpt::Error naming the key.
+  // The value of `key`, waiting up to timeout_s() for another process to set it; throws dpt::Error naming the key.
   virtual std::string get(const std::string& key) = 0;
   // Returns once every key is set; throws dpt::Error naming the missing keys after timeout_s().
   virtual void wait(const std::vector<std::string>& keys) = 0;
@@ -28,34 +28,7 @@ class Store {
   double timeout_s_;
 };
 
-// Keys live on the root rank; get() and wait() are collective over the communicator (every rank calls them,
-// in the same order) and carry the root's value to all ranks by a broadcast. Only the root may set().
-// This fits mpirun jobs, where every rank runs the same set-up code: rank 0 sets, then all ranks get.
-class MpiStore final : public Store {
- public:
-  // Duplicates `comm` (collective over it).
-  explicit MpiStore(MPI_Comm comm = MPI_COMM_WORLD, int root = 0, double timeout_s = 300.0);
-  ~MpiStore() override;
-  MpiStore(const MpiStore&) = delete;
-  MpiStore& operator=(const MpiStore&) = delete;
-
-  std::string name() const override { return "mpi"; }
-  void set(const std::string& key, const std::string& value) override;
-  std::string get(const std::string& key) override;
-  void wait(const std::vector<std::string>& keys) override;
-
- private:
-  // Broadcasts the root's bytes (or its "not set" answer) for `what`, polling so that a rank whose root never
-  // arrives gives up after timeout_s() instead of hanging.
-  bool broadcast_from_root(std::string& bytes, bool present, const std::string& what);
-
-  MPI_Comm comm_ = MPI_COMM_NULL;
-  int root_ = 0;
-  int rank_ = 0;
-  std::map<std::string, std::string> values_;  // only filled on the root
-};
-
-// One file per key in a directory on a filesystem every rank sees (NFS, Lustre, a local disk for ranks on one
+// One file per key in a directory on a filesystem every process sees (NFS, Lustre, a local disk for ranks on one
 // node). set() writes a temporary file and renames it into place, so a reader sees a whole value or none.
 // Use a fresh directory per job: a key left by an earlier job would be read as if it had just been set.
 class FileStore final : public Store {
