@@ -32,7 +32,5 @@ class Error : public std::runtime_error {
 
 // The rank and host that errors raised in this process report; set once by the Runtime.
 void set_error_identity(int rank, const std::string& host);
-int error_rank();
-const std::string& error_host();
 
 }  // namespace dpt
