@@ -1,7 +1,6 @@
 // Checkpointer: publish + retention + `best`, on the caller's thread or on one background thread.
 #include "checkpoint/checkpointer.h"
 
-#include <H5public.h>
 #include <mpi.h>
 #include <torch/version.h>
 
@@ -36,8 +35,6 @@ at::Tensor host_tensor(const at::Tensor& tensor, bool copy) {
 }
 
 nlohmann::json build_info() {
-  unsigned major = 0, minor = 0, release = 0;
-  H5get_libversion(&major, &minor, &release);
   char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = {};
   int length = 0;
   MPI_Get_library_version(mpi, &length);  // callable before MPI_Init
@@ -45,7 +42,7 @@ nlohmann::json build_info() {
   mpi_text = mpi_text.substr(0, mpi_text.find_first_of(",\n"));
   return {{"git_commit", DPTRAIN_GIT_COMMIT},
           {"libtorch", TORCH_VERSION},
-          {"hdf5", std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(release)},
+          {"hdf5", DPTRAIN_HDF5_VERSION},
           {"mpi", mpi_text}};
 }
 

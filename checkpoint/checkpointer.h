@@ -33,8 +33,8 @@ struct CheckpointerOptions {
 // is used as it is, which spares a copy of the whole model and optimizer state; other devices copy anyway.
 at::Tensor host_tensor(const at::Tensor& tensor, bool copy = true);
 
-// What the checkpoint records about the build: the project's git commit (at configure time) and the LibTorch,
-// HDF5 and MPI library versions.
+// What the checkpoint records about the build: the project's git commit and the HDF5 version (both at configure
+// time), and the LibTorch and MPI library versions.
 nlohmann::json build_info();
 
 class Checkpointer {

@@ -470,5 +470,14 @@ TEST_F(CheckpointStoreTest, FailedSaveStopsOrContinuesAsConfiguredAndKeepsEarlie
   }
 }
 
+TEST(BuildInfoTest, NamesTheCommitAndTheLibraryVersions) {
+  const nlohmann::json info = build_info();
+  for (const char* library : {"hdf5", "libtorch"}) {
+    EXPECT_TRUE(std::regex_match(info.at(library).get<std::string>(), std::regex(R"(\d+\.\d+\.\d+)"))) << info;
+  }
+  EXPECT_FALSE(info.at("mpi").get<std::string>().empty()) << info;
+  EXPECT_TRUE(std::regex_match(info.at("git_commit").get<std::string>(), std::regex("[0-9a-f]{40}|unknown"))) << info;
+}
+
 }  // namespace
 }  // namespace dpt::checkpoint
