@@ -4,11 +4,9 @@
 #include <mpi.h>
 #include <torch/version.h>
 
-#include <filesystem>
 #include <iostream>
 #include <utility>
 
-#include "checkpoint/durable_file.h"
 #include "core/check.h"
 
 #ifndef DPTRAIN_GIT_COMMIT
@@ -47,9 +45,11 @@ nlohmann::json build_info() {
 }
 
 Checkpointer::Checkpointer(CheckpointerOptions options, std::function<void(const PublishedCheckpoint&)> on_published)
-    : options_(std::move(options)), on_published_(std::move(on_published)), store_(options_.dir) {
-  store_.check_writable();
-  lock_ = std::make_unique<WriterLock>(options_.dir);
+    : options_(std::move(options)),
+      on_published_(std::move(on_published)),
+      store_(open_checkpoint_store(options_.dir)) {
+  store_->check_writable();
+  lock_ = store_->lock_writer();
 }
 
 Checkpointer::~Checkpointer() {
@@ -105,20 +105,20 @@ std::string Checkpointer::wait() {
 }
 
 void Checkpointer::publish(const CheckpointContents& contents) {
-  const std::string version = store_.publish(contents);
+  const std::string version = store_->publish(contents);
   last_version_ = version;
   if (!options_.best_metric.empty()) update_best(version, contents.state);
-  store_.gc(options_.retention);
+  store_->gc(options_.retention);
   if (!on_published_) return;
   PublishedCheckpoint published;
   published.version = version;
-  published.store = std::filesystem::absolute(store_.root()).lexically_normal().string();
+  published.store = store_->root();
   if (contents.state.is_object() && contents.state.contains("step") && contents.state["step"].is_number_integer()) {
     published.step = contents.state["step"].get<std::int64_t>();
   }
-  published.manifest = read_file((std::filesystem::path(store_.resolve(version)) / "manifest.json").string());
+  published.manifest = store_->manifest(version);
   published.manifest_sha256 = sha256_hex(published.manifest);
-  published.aliases = store_.aliases();
+  published.aliases = store_->aliases();
   on_published_(published);
 }
 
@@ -131,12 +131,12 @@ void Checkpointer::update_best(const std::string& version, const nlohmann::json&
   };
   const nlohmann::json* value = metric_of(state);
   if (!value) return;
-  const auto aliases = store_.aliases();
+  const auto aliases = store_->aliases();
   const auto best = aliases.find("best");
   if (best != aliases.end()) {
     nlohmann::json previous;
     try {
-      previous = store_.manifest(best->second);
+      previous = nlohmann::json::parse(store_->manifest(best->second));
     } catch (const Error&) {
       // The old best is gone or unreadable: the new version replaces it.
     }
@@ -147,7 +147,7 @@ void Checkpointer::update_best(const std::string& version, const nlohmann::json&
       if (options_.best_is_max ? now <= then : now >= then) return;
     }
   }
-  store_.set_alias("best", version);
+  store_->set_alias("best", version);
 }
 
 }  // namespace dpt::checkpoint
