@@ -39,8 +39,17 @@ void check_nccl_world_of_one(const std::string& store_dir) {
     backend.broadcast(t, 0)->wait();
     report("nccl broadcast of " + std::to_string(n) + " floats", at::allclose(t.cpu(), cpu));
   }
-  backend.barrier()->wait();
-  report("nccl barrier", true);
+  // A barrier is a collective on the backend's stream, ordered after what was queued before it. So once its
+  // wait returns, a slow product on the default stream and an all-reduce of a known value queued behind it
+  // must have finished, without waiting for them: a barrier that returns early or queues nothing fails here.
+  const at::Tensor a = at::randn({4096, 4096}, cuda);
+  at::Tensor known = at::full({1 << 20}, 5.0f, cuda) + a.mm(a).mm(a).sum().mul(0);
+  const auto reduced = backend.allreduce(known, ReduceOp::Sum);
+  const auto barrier = backend.barrier();
+  barrier->wait();
+  const bool finished = barrier->is_done() && reduced->is_done();
+  report("nccl barrier waits for the collectives before it",
+         finished && at::equal(known.cpu(), at::full({1 << 20}, 5.0f)));
 }
 
 void check_scale_copy() {

@@ -1,15 +1,12 @@
 // Checkpointer: publish + retention + `best`, on the caller's thread or on one background thread.
 #include "checkpoint/checkpointer.h"
 
-#include <H5public.h>
 #include <mpi.h>
 #include <torch/version.h>
 
-#include <filesystem>
 #include <iostream>
 #include <utility>
 
-#include "checkpoint/durable_file.h"
 #include "core/check.h"
 
 #ifndef DPTRAIN_GIT_COMMIT
@@ -36,8 +33,6 @@ at::Tensor host_tensor(const at::Tensor& tensor, bool copy) {
 }
 
 nlohmann::json build_info() {
-  unsigned major = 0, minor = 0, release = 0;
-  H5get_libversion(&major, &minor, &release);
   char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = {};
   int length = 0;
   MPI_Get_library_version(mpi, &length);  // callable before MPI_Init
@@ -45,14 +40,16 @@ nlohmann::json build_info() {
   mpi_text = mpi_text.substr(0, mpi_text.find_first_of(",\n"));
   return {{"git_commit", DPTRAIN_GIT_COMMIT},
           {"libtorch", TORCH_VERSION},
-          {"hdf5", std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(release)},
+          {"hdf5", DPTRAIN_HDF5_VERSION},
           {"mpi", mpi_text}};
 }
 
 Checkpointer::Checkpointer(CheckpointerOptions options, std::function<void(const PublishedCheckpoint&)> on_published)
-    : options_(std::move(options)), on_published_(std::move(on_published)), store_(options_.dir) {
-  store_.check_writable();
-  lock_ = std::make_unique<WriterLock>(options_.dir);
+    : options_(std::move(options)),
+      on_published_(std::move(on_published)),
+      store_(open_checkpoint_store(options_.dir)) {
+  store_->check_writable();
+  lock_ = store_->lock_writer();
 }
 
 Checkpointer::~Checkpointer() {
@@ -108,20 +105,20 @@ std::string Checkpointer::wait() {
 }
 
 void Checkpointer::publish(const CheckpointContents& contents) {
-  const std::string version = store_.publish(contents);
+  const std::string version = store_->publish(contents);
   last_version_ = version;
   if (!options_.best_metric.empty()) update_best(version, contents.state);
-  store_.gc(options_.retention);
+  store_->gc(options_.retention);
   if (!on_published_) return;
   PublishedCheckpoint published;
   published.version = version;
-  published.store = std::filesystem::absolute(store_.root()).lexically_normal().string();
+  published.store = store_->root();
   if (contents.state.is_object() && contents.state.contains("step") && contents.state["step"].is_number_integer()) {
     published.step = contents.state["step"].get<std::int64_t>();
   }
-  published.manifest = read_file((std::filesystem::path(store_.resolve(version)) / "manifest.json").string());
+  published.manifest = store_->manifest(version);
   published.manifest_sha256 = sha256_hex(published.manifest);
-  published.aliases = store_.aliases();
+  published.aliases = store_->aliases();
   on_published_(published);
 }
 
@@ -134,12 +131,12 @@ void Checkpointer::update_best(const std::string& version, const nlohmann::json&
   };
   const nlohmann::json* value = metric_of(state);
   if (!value) return;
-  const auto aliases = store_.aliases();
+  const auto aliases = store_->aliases();
   const auto best = aliases.find("best");
   if (best != aliases.end()) {
     nlohmann::json previous;
     try {
-      previous = store_.manifest(best->second);
+      previous = nlohmann::json::parse(store_->manifest(best->second));
     } catch (const Error&) {
       // The old best is gone or unreadable: the new version replaces it.
     }
@@ -150,7 +147,7 @@ void Checkpointer::update_best(const std::string& version, const nlohmann::json&
       if (options_.best_is_max ? now <= then : now >= then) return;
     }
   }
-  store_.set_alias("best", version);
+  store_->set_alias("best", version);
 }
 
 std::vector<ConfigKey> config_keys() {

@@ -36,13 +36,14 @@ std::vector<ConfigKey> config_keys();
 // is used as it is, which spares a copy of the whole model and optimizer state; other devices copy anyway.
 at::Tensor host_tensor(const at::Tensor& tensor, bool copy = true);
 
-// What the checkpoint records about the build: the project's git commit (at configure time) and the LibTorch,
-// HDF5 and MPI library versions.
+// What the checkpoint records about the build: the project's git commit and the HDF5 version (both at configure
+// time), and the LibTorch and MPI library versions.
 nlohmann::json build_info();
 
 class Checkpointer {
  public:
-  // Takes the store's WriterLock and checks that the store is writable; both fail with a dpt::Error.
+  // Opens the store at options.dir, checks that it is writable and takes its writer lock; each fails with a
+  // dpt::Error.
   // `on_published` (optional) is called after each successful publish, retention and `best` update, on the
   // thread that saved (the background thread when async), so that tracking can report the version; it must not
   // throw.
@@ -63,7 +64,7 @@ class Checkpointer {
   // Checkpointer published ("" when none).
   std::string wait();
 
-  const CheckpointStore& store() const { return store_; }
+  const CheckpointStore& store() const { return *store_; }
   bool async() const { return options_.async; }
 
  private:
@@ -74,7 +75,7 @@ class Checkpointer {
 
   CheckpointerOptions options_;
   std::function<void(const PublishedCheckpoint&)> on_published_;
-  CheckpointStore store_;
+  std::unique_ptr<CheckpointStore> store_;
   std::unique_ptr<WriterLock> lock_;
   std::thread worker_;
   std::exception_ptr worker_error_;

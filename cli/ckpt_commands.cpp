@@ -26,14 +26,14 @@ struct CkptArgs {
 std::string json_text(const nlohmann::json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
 
 void list(const CkptArgs& args) {
-  const checkpoint::CheckpointStore store(args.dir);
-  const auto versions = store.list();
+  const auto store = checkpoint::open_checkpoint_store(args.dir);
+  const auto versions = store->list();
   if (versions.empty()) {
     std::cout << "no checkpoints in " << args.dir << "\n";
     return;
   }
   std::map<std::string, std::string> aliases_of;
-  for (const auto& [alias, version] : store.aliases()) {
+  for (const auto& [alias, version] : store->aliases()) {
     aliases_of[version] += (aliases_of[version].empty() ? "" : ",") + alias;
   }
   std::cout << std::left << std::setw(10) << "version" << std::setw(10) << "step" << std::setw(24) << "created"
@@ -45,19 +45,19 @@ void list(const CkptArgs& args) {
 }
 
 void show(const CkptArgs& args) {
-  std::cout << checkpoint::CheckpointStore(args.dir).manifest(args.refs.at(0)).dump(2) << "\n";
+  std::cout << checkpoint::open_checkpoint_store(args.dir)->manifest(args.refs.at(0));
 }
 
 void verify(const CkptArgs& args) {
-  const checkpoint::CheckpointStore store(args.dir);
+  const auto store = checkpoint::open_checkpoint_store(args.dir);
   std::vector<std::string> refs = args.refs;
   if (refs.empty()) {
-    for (const auto& version : store.list()) refs.push_back(version.name);
+    for (const auto& version : store->list()) refs.push_back(version.name);
   }
   std::size_t damaged = 0;
   for (const auto& ref : refs) {
     try {
-      store.verify(ref);
+      store->verify(ref);
       std::cout << "ok       " << ref << "\n";
     } catch (const Error& e) {
       ++damaged;
@@ -90,9 +90,9 @@ void print_differences(const std::string& prefix, const nlohmann::json& a, const
 
 void diff(const CkptArgs& args) {
   DPT_CHECK(args.refs.size() == 2, "ckpt diff takes two versions, e.g. dptrain ckpt diff v3 latest");
-  const checkpoint::CheckpointStore store(args.dir);
-  const checkpoint::CheckpointContents a = store.load(args.refs[0]);
-  const checkpoint::CheckpointContents b = store.load(args.refs[1]);
+  const auto store = checkpoint::open_checkpoint_store(args.dir);
+  const checkpoint::CheckpointContents a = store->load(args.refs[0]);
+  const checkpoint::CheckpointContents b = store->load(args.refs[1]);
   std::cout << args.refs[0] << " -> " << args.refs[1] << "\nstate:\n";
   print_differences("", a.state, b.state);
   std::cout << "tensors (max |a - b| of those that changed):\n";
@@ -112,14 +112,14 @@ void diff(const CkptArgs& args) {
 }
 
 void tag(const CkptArgs& args) {
-  checkpoint::CheckpointStore store(args.dir);
-  store.set_alias(args.refs.at(1), args.refs.at(0));
-  std::cout << args.refs.at(1) << " -> " << store.aliases().at(args.refs.at(1)) << "\n";
+  const auto store = checkpoint::open_checkpoint_store(args.dir);
+  store->set_alias(args.refs.at(1), args.refs.at(0));
+  std::cout << args.refs.at(1) << " -> " << store->aliases().at(args.refs.at(1)) << "\n";
 }
 
 void export_version(const CkptArgs& args) {
-  const checkpoint::CheckpointStore store(args.dir);
-  const checkpoint::VerifiedVersion version = store.read(args.refs.at(0));
+  const auto store = checkpoint::open_checkpoint_store(args.dir);
+  const checkpoint::VerifiedVersion version = store->read(args.refs.at(0));
   DPT_CHECK(version.files.count("model.safetensors"), "checkpoint ", version.name, " in ", args.dir,
             " has no model.safetensors; it was not written by dptrain's trainer");
   std::error_code ec;
@@ -136,12 +136,12 @@ void export_version(const CkptArgs& args) {
 }
 
 void gc(const CkptArgs& args) {
-  checkpoint::CheckpointStore store(args.dir);
-  const checkpoint::WriterLock lock(args.dir);
-  const auto removed = store.gc(args.retention);
+  const auto store = checkpoint::open_checkpoint_store(args.dir);
+  const auto lock = store->lock_writer();
+  const auto removed = store->gc(args.retention);
   std::cout << "removed " << removed.size() << " version(s)";
   for (const auto& name : removed) std::cout << " " << name;
-  std::cout << "; " << store.list().size() << " kept in " << args.dir << "\n";
+  std::cout << "; " << store->list().size() << " kept in " << args.dir << "\n";
 }
 
 }  // namespace

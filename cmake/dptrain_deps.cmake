@@ -1,4 +1,4 @@
-# Finds dptrain's dependencies: LibTorch, MPI, HDF5, libcurl, the small header libraries, optionally CUDA and NCCL.
+# Finds dptrain's dependencies: LibTorch, MPI, HDF5, the small header libraries, optionally CUDA, NCCL and libcurl.
 
 find_package(Torch REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
@@ -8,7 +8,6 @@ find_package(CLI11 REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(ZLIB REQUIRED)
-find_package(CURL REQUIRED)  # the mlflow sink's REST client
 find_package(Threads REQUIRED)
 
 # LibTorch's flags (the C++ ABI define) apply to every target that sees torch headers.
@@ -65,6 +64,24 @@ if(NOT DPTRAIN_HAS_NCCL)
   if(NOT DEFINED DPTRAIN_NCCL_SUMMARY)
     set(DPTRAIN_NCCL_SUMMARY "OFF (needs CUDA and NCCL)")
   endif()
+endif()
+
+# libcurl, only for the MLflow sink's REST client: AUTO builds the sink when libcurl is found, ON insists, OFF
+# leaves it out (tracking then names the option when a config selects the sink).
+set(DPTRAIN_HAS_MLFLOW OFF)
+if(NOT DPTRAIN_WITH_MLFLOW STREQUAL "OFF")
+  find_package(CURL)
+  if(CURL_FOUND)
+    set(DPTRAIN_HAS_MLFLOW ON)
+    set(DPTRAIN_MLFLOW_SUMMARY "ON (libcurl ${CURL_VERSION_STRING})")
+  elseif(DPTRAIN_WITH_MLFLOW STREQUAL "ON")
+    message(FATAL_ERROR "DPTRAIN_WITH_MLFLOW=ON but libcurl was not found: install libcurl4-openssl-dev "
+                        "(scripts/install-deps.sh does) or use DPTRAIN_WITH_MLFLOW=AUTO or OFF")
+  else()
+    set(DPTRAIN_MLFLOW_SUMMARY "OFF (libcurl not found: no mlflow sink, no `dptrain runs sync`)")
+  endif()
+else()
+  set(DPTRAIN_MLFLOW_SUMMARY "OFF (DPTRAIN_WITH_MLFLOW=OFF)")
 endif()
 
 # Shared warning set for dptrain's own code.

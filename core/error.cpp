@@ -48,7 +48,6 @@ void set_error_identity(int rank, const std::string& host) {
   if (!host.empty()) identity_host() = host;
 }
 
-int error_rank() { return g_rank; }
 const std::string& error_host() { return identity_host(); }
 
 }  // namespace dpt

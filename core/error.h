@@ -32,7 +32,7 @@ class Error : public std::runtime_error {
 
 // The rank and host that errors raised in this process report; set once by the Runtime.
 void set_error_identity(int rank, const std::string& host);
-int error_rank();
+// This process's host name as errors report it (the TCP store names it when it cannot listen or connect).
 const std::string& error_host();
 
 }  // namespace dpt

@@ -28,7 +28,7 @@ class Runtime {
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
   int local_rank() const { return local_rank_; }
-  int local_size() const { return local_size_; }
+  int local_size() const { return local_size_; }  // ranks on this node
   bool is_main() const { return rank_ == 0; }
   bool uses_mpi() const { return uses_mpi_; }
   const std::string& launcher() const { return launcher_; }

@@ -14,7 +14,4 @@ void scale_copy(at::Tensor& dst, const at::Tensor& src, double scale);
 // The CPU path over raw float buffers; also the reference the CUDA kernel is checked against.
 void scale_copy_cpu(float* dst, const float* src, std::int64_t n, float scale);
 
-// True when this build contains the CUDA kernels (they still need a GPU to run).
-bool cuda_kernels_built();
-
 }  // namespace dpt::kernels

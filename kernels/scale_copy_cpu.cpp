@@ -38,12 +38,4 @@ void scale_copy(at::Tensor& dst, const at::Tensor& src, double scale) {
   at::mul_out(dst, source.view(dst.sizes()), scale);
 }
 
-bool cuda_kernels_built() {
-#ifdef DPTRAIN_HAS_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
-
 }  // namespace dpt::kernels

@@ -49,7 +49,7 @@ RunParts::RunParts(const Config& config, const distributed::Backends& backends, 
                                                       gradients.world_size(), false, pin});
   }
   if (options.checkpoints) {
-    store = std::make_unique<checkpoint::CheckpointStore>(options.checkpoint_dir);
+    store = checkpoint::open_checkpoint_store(options.checkpoint_dir);
     if (gradients.rank() == 0) store->check_writable();
   }
 }

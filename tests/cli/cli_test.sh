@@ -64,31 +64,48 @@ expect_error "unwritable checkpoint directory" "not-a-dir/store" \
   "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set checkpoint.dir=not-a-dir/store
 expect_error "corrupt dataset file" "not-a-dir" "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set data.train=not-a-dir
 
-# start_endless_run LOG MARK: a 2-rank run that trains until stopped, in the background ($job); then $rank is
-# the PID of one of its ranks (MARK makes its command line unique), once it has logged a step.
+# start_endless_run LOG RANK ARGS...: a 2-rank run that trains until stopped, in the background ($job, a timeout
+# around mpirun). Succeeds once rank 0 has logged a training step and $rank is the PID of the dptrain process that
+# is rank RANK (a child of this job's mpirun, told by its OMPI_COMM_WORLD_RANK); $ranks holds both ranks' PIDs.
 start_endless_run() {
+  local log=$1 wanted=$2 launcher pid
   timeout 120 "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.epochs=1000 --set checkpoint.enabled=false \
-    --set "run.name=$2" "${@:3}" > "$1" 2>&1 &
+    "${@:3}" > "$log" 2>&1 &
   job=$!
-  rank=""
   for _ in $(seq 1 60); do
-    rank=$(pgrep -f "dptrain train config.toml .*run.name=$2" | while read -r p; do
-      [ "$(ps -o comm= -p "$p")" = dptrain ] && echo "$p"; done | tail -1)
-    [ -n "$rank" ] && grep -q 'step' "$1" && break
     sleep 1
+    launcher=$(pgrep -P "$job" -x mpirun) || continue
+    ranks=$(pgrep -P "$launcher" -x dptrain) || continue
+    rank=""
+    for pid in $ranks; do
+      tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$wanted" && rank=$pid
+    done
+    [ -n "$rank" ] && grep -qE '^step +[0-9]+/' "$log" && return 0
   done
+  kill "$job" 2>/dev/null
+  return 1
 }
 
-# A rank killed mid-run: the job ends (non-zero) instead of hanging the surviving rank.
-start_endless_run killed.log killed
-kill -9 "$rank" 2>/dev/null
-wait "$job"
-rc=$?
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then ok "killed rank ends the job (exit $rc)"; else bad "killed rank ends the job (exit $rc)" "$(cat killed.log)"; fi
+# A rank killed mid-run, after steps were logged: mpirun names the rank and the signal, and the job ends non-zero
+# within 30 s with no rank left, instead of the surviving rank hanging in its next collective.
+if start_endless_run killed.log 1; then
+  kill -9 "$rank"
+  killed_at=$SECONDS
+  wait "$job"
+  rc=$?
+  took=$((SECONDS - killed_at))
+  # A rank that exited may linger as a zombie until init reaps it; only a live one is left behind.
+  left=$(for pid in $ranks; do state=$(ps -o stat= -p "$pid") && [[ $state != Z* ]] && echo "$pid"; done)
+  outcome="exit $rc, ${took} s after the kill, ranks left: ${left:-none}"
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$took" -le 30 ] && [ -z "$left" ] &&
+    grep -q "process rank 1 with PID .* exited on signal 9 (Killed)" killed.log; then
+    ok "killed rank ends the job ($outcome)"
+  else bad "killed rank ends the job ($outcome)" "$(tail -20 killed.log)"; fi
+else bad "killed rank ends the job (no step logged or no rank 1 within 60 s)" "$(tail -20 killed.log)"; fi
 
 # A rank that hangs (stopped, so MPI cannot tell it from a slow one): the other rank's collective times out after
 # ddp.timeout_s with a message naming the collective and the stopped rank, and the job ends.
-start_endless_run hung.log hung --set ddp.timeout_s=5
+start_endless_run hung.log 1 --set ddp.timeout_s=5
 kill -STOP "$rank" 2>/dev/null
 wait "$job"
 rc=$?

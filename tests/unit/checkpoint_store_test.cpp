@@ -1,5 +1,5 @@
-// Tests for CheckpointStore: round trip, dedup, damage and fallback, latest, aliases, retention with readers and
-// the writer lock, unwritable roots, crash leftovers.
+// Tests for the CheckpointStore interface over LocalCheckpointStore: the factory, round trip, dedup, damage and
+// fallback, latest, aliases, retention with readers and the writer lock, unwritable roots, crash leftovers.
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/checkpointer.h"
 
@@ -96,12 +96,12 @@ class CheckpointStoreTest : public ::testing::Test {
 };
 
 TEST_F(CheckpointStoreTest, PublishListResolveLoadRoundTrip) {
-  CheckpointStore store(root());
+  const auto store = open_checkpoint_store(root());
   EXPECT_FALSE(fs::exists(root_)) << "the constructor must not create anything";
   const CheckpointContents original = sample(1.5f, 5);
-  EXPECT_EQ(store.publish(original), "v000001");
+  EXPECT_EQ(store->publish(original), "v000001");
 
-  const auto versions = store.list();
+  const auto versions = store->list();
   ASSERT_EQ(versions.size(), 1u);
   EXPECT_EQ(versions[0].name, "v000001");
   EXPECT_EQ(versions[0].step, 5);
@@ -127,49 +127,66 @@ TEST_F(CheckpointStoreTest, PublishListResolveLoadRoundTrip) {
   for (const std::string& ref :
        std::vector<std::string>{"latest", "v1", "v000001", versions[0].path, versions[0].path + "/"}) {
     SCOPED_TRACE(ref);
-    EXPECT_EQ(fs::path(store.resolve(ref)), root_ / "versions" / "v000001");
-    expect_same(store.load(ref), original);
+    EXPECT_EQ(fs::path(store->resolve(ref)), root_ / "versions" / "v000001");
+    expect_same(store->load(ref), original);
   }
-  store.verify("latest");
+  store->verify("latest");
+}
+
+TEST_F(CheckpointStoreTest, FactoryOpensADirectoryAsAnAbsoluteRootAndRefusesUnknownSchemes) {
+  fs::create_directories(root_);
+  const fs::path previous = fs::current_path();
+  fs::current_path(root_);
+  const std::string relative_root = open_checkpoint_store("./store/")->root();
+  fs::current_path(previous);
+  EXPECT_EQ(relative_root, (root_ / "store").string()) << "the root must not depend on the working directory";
+  EXPECT_FALSE(fs::exists(root_ / "store")) << "opening must not create anything";
+  for (const std::string location : {"s3://bucket/checkpoints", "gs://bucket/run-1"}) {
+    EXPECT_THAT([&] { open_checkpoint_store(location); },
+                ThrowsMessage<Error>(AllOf(HasSubstr("'" + location + "'"),
+                                           HasSubstr(location.substr(0, 2) + "://, which this dptrain has no store"),
+                                           HasSubstr("supported: a local or mounted directory path"))));
+  }
+  EXPECT_THAT([&] { open_checkpoint_store(""); }, ThrowsMessage<Error>(HasSubstr("checkpoint.dir")));
 }
 
 TEST_F(CheckpointStoreTest, EmptyStoreAndUnknownRefsFailClearly) {
-  CheckpointStore store(root());
-  EXPECT_TRUE(store.list().empty());
-  EXPECT_THAT([&] { store.resolve("latest"); }, ThrowsMessage<Error>(HasSubstr("no checkpoint in " + root() + ": ")));
-  EXPECT_THAT([&] { store.load("latest"); }, ThrowsMessage<Error>(HasSubstr("no checkpoint in " + root() + ": ")));
-  store.publish(sample(1, 1));
-  EXPECT_THAT([&] { store.load("v3"); },
+  const auto store = open_checkpoint_store(root());
+  EXPECT_TRUE(store->list().empty());
+  EXPECT_THAT([&] { store->resolve("latest"); }, ThrowsMessage<Error>(HasSubstr("no checkpoint in " + root() + ": ")));
+  EXPECT_THAT([&] { store->load("latest"); }, ThrowsMessage<Error>(HasSubstr("no checkpoint in " + root() + ": ")));
+  store->publish(sample(1, 1));
+  EXPECT_THAT([&] { store->load("v3"); },
               ThrowsMessage<Error>(AllOf(HasSubstr("no checkpoint version v3"), HasSubstr("available: v000001"))));
-  EXPECT_THAT([&] { store.resolve(root() + "/nowhere"); },
+  EXPECT_THAT([&] { store->resolve(root() + "/nowhere"); },
               ThrowsMessage<Error>(HasSubstr("'" + root() + "/nowhere' is not \"latest\"")));
 }
 
 TEST_F(CheckpointStoreTest, IdenticalFilesAreStoredOnce) {
-  CheckpointStore store(root());
-  store.publish(sample(1, 1));
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
   const auto first = blob_files();
   EXPECT_EQ(first.size(), 3u);
   const fs::path model = blob_of("v000001", "model.safetensors");
   struct stat before {};
   ASSERT_EQ(::stat(model.c_str(), &before), 0);
 
-  store.publish(sample(1, 2));  // same model and ema, new optimizer state
+  store->publish(sample(1, 2));  // same model and ema, new optimizer state
   EXPECT_EQ(blob_of("v000002", "model.safetensors"), model);
   EXPECT_EQ(blob_files().size(), 4u) << "only the new optimizer blob is written";
   struct stat after {};
   ASSERT_EQ(::stat(model.c_str(), &after), 0);
   EXPECT_EQ(after.st_ino, before.st_ino) << "an existing blob must not be rewritten";
 
-  store.publish(sample(1, 2));
+  store->publish(sample(1, 2));
   EXPECT_EQ(blob_files().size(), 4u);
-  EXPECT_THAT(version_names(store), ElementsAre("v000001", "v000002", "v000003"));
+  EXPECT_THAT(version_names(*store), ElementsAre("v000001", "v000002", "v000003"));
 }
 
 TEST_F(CheckpointStoreTest, DamagedBlobFailsLoadNamingTheFileAndAnOlderVersion) {
-  CheckpointStore store(root());
-  store.publish(sample(1, 1));
-  store.publish(sample(2, 2));
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
+  store->publish(sample(2, 2));
   const fs::path model = blob_of("v000002", "model.safetensors");
   std::string bytes;
   {
@@ -181,159 +198,161 @@ TEST_F(CheckpointStoreTest, DamagedBlobFailsLoadNamingTheFileAndAnOlderVersion) 
 
   const auto damaged = ThrowsMessage<Error>(AllOf(HasSubstr("v000002"), HasSubstr("model.safetensors"),
                                                   HasSubstr("sha256"), HasSubstr("older version such as v000001")));
-  EXPECT_THAT([&] { store.load("v2"); }, damaged);
-  EXPECT_THAT([&] { store.verify("latest"); }, damaged) << "verify checks the newest version itself";
-  expect_same(store.load("v1"), sample(1, 1));
+  EXPECT_THAT([&] { store->load("v2"); }, damaged);
+  EXPECT_THAT([&] { store->verify("latest"); }, damaged) << "verify checks the newest version itself";
+  EXPECT_THAT([&] { store->verify("v2"); }, damaged);
+  EXPECT_NO_THROW(store->verify("v1"));
+  expect_same(store->load("v1"), sample(1, 1));
 
   // Resuming from "latest" falls back past the damaged version and says so, once.
   std::vector<std::string> skipped;
-  expect_same(store.load("latest", &skipped), sample(1, 1));
+  expect_same(store->load("latest", &skipped), sample(1, 1));
   EXPECT_THAT(skipped, ElementsAre(AllOf(HasSubstr("v000002"), HasSubstr("sha256"))));
 
   fs::remove(blob_of("v000001", "optimizer.pt"));
-  EXPECT_THAT([&] { store.load("latest"); },
+  EXPECT_THAT([&] { store->load("latest"); },
               ThrowsMessage<Error>(AllOf(HasSubstr("v000001"), HasSubstr("optimizer.pt is missing"),
                                          HasSubstr("no older version exists"))));
 }
 
 TEST_F(CheckpointStoreTest, LatestIsTheNewestVersion) {
-  CheckpointStore store(root());
-  for (int step = 1; step <= 3; ++step) store.publish(sample(static_cast<float>(step), step));
-  EXPECT_EQ(fs::path(store.resolve("latest")), root_ / "versions" / "v000003");
-  EXPECT_EQ(store.load("latest").state["step"], 3);
+  const auto store = open_checkpoint_store(root());
+  for (int step = 1; step <= 3; ++step) store->publish(sample(static_cast<float>(step), step));
+  EXPECT_EQ(fs::path(store->resolve("latest")), root_ / "versions" / "v000003");
+  EXPECT_EQ(store->load("latest").state["step"], 3);
   std::string alias;
   std::getline(std::ifstream(root_ / "aliases" / "latest"), alias);
   EXPECT_EQ(alias, "v000003");
 }
 
 TEST_F(CheckpointStoreTest, PartialNewestVersionIsSkippedByLatest) {
-  CheckpointStore store(root());
-  store.publish(sample(1, 1));
-  store.publish(sample(2, 2));
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
+  store->publish(sample(2, 2));
   // A manifest cut short, as a copy or a disk error could leave it.
   fs::resize_file(root_ / "versions" / "v000002" / "manifest.json", 40);
   std::vector<std::string> skipped;
-  expect_same(store.load("latest", &skipped), sample(1, 1));
+  expect_same(store->load("latest", &skipped), sample(1, 1));
   ASSERT_EQ(skipped.size(), 1u);
   EXPECT_THAT(skipped[0], HasSubstr("v000002"));
 }
 
 TEST_F(CheckpointStoreTest, RetentionKeepsLastEveryMthAliasedAndReaderHeldVersions) {
-  CheckpointStore store(root());
-  for (int step = 1; step <= 10; ++step) store.publish(sample(static_cast<float>(step), step));
+  const auto store = open_checkpoint_store(root());
+  for (int step = 1; step <= 10; ++step) store->publish(sample(static_cast<float>(step), step));
   const fs::path shared_ema = blob_of("v000001", "ema.safetensors");
-  store.set_alias("release-1", "v2");
-  EXPECT_THROW(store.set_alias("v7", "v2"), Error) << "a version-like alias would never resolve";
-  EXPECT_THROW(store.set_alias("latest", "v2"), Error);
-  EXPECT_EQ(fs::path(store.resolve("release-1")), root_ / "versions" / "v000002");
+  store->set_alias("release-1", "v2");
+  EXPECT_THROW(store->set_alias("v7", "v2"), Error) << "a version-like alias would never resolve";
+  EXPECT_THROW(store->set_alias("latest", "v2"), Error);
+  EXPECT_EQ(fs::path(store->resolve("release-1")), root_ / "versions" / "v000002");
 
-  // A reader holding v3 open (the lock protocol of CheckpointStore::read).
+  // A reader holding v3 open (the lock protocol of LocalCheckpointStore::read).
   fs::create_directories(root_ / "locks");
   const int reader = ::open((root_ / "locks" / "v000003.lock").c_str(), O_RDWR | O_CREAT, 0644);
   ASSERT_GE(reader, 0);
   ASSERT_EQ(::flock(reader, LOCK_SH), 0);
 
-  EXPECT_THROW(store.gc({-1, 0}), Error);
-  EXPECT_TRUE(store.gc({0, 0}).empty()) << "keep_last = 0 keeps everything";
-  EXPECT_THAT(store.gc({2, 4}), ElementsAre("v000001", "v000005", "v000006", "v000007"));
-  EXPECT_THAT(version_names(store), ElementsAre("v000002", "v000003", "v000004", "v000008", "v000009", "v000010"));
+  EXPECT_THROW(store->gc({-1, 0}), Error);
+  EXPECT_TRUE(store->gc({0, 0}).empty()) << "keep_last = 0 keeps everything";
+  EXPECT_THAT(store->gc({2, 4}), ElementsAre("v000001", "v000005", "v000006", "v000007"));
+  EXPECT_THAT(version_names(*store), ElementsAre("v000002", "v000003", "v000004", "v000008", "v000009", "v000010"));
   std::set<std::string> referenced;
-  for (const auto& version : version_names(store)) {
+  for (const auto& version : version_names(*store)) {
     const nlohmann::json written = manifest(version);
     for (const auto& file : written["files"]) referenced.insert(file["sha256"].get<std::string>());
   }
   EXPECT_EQ(blob_files(), referenced) << "exactly the blobs of the kept versions remain";
   EXPECT_TRUE(fs::exists(shared_ema)) << "a blob still referenced must survive";
-  for (const auto& version : version_names(store)) store.verify(version);
+  for (const auto& version : version_names(*store)) store->verify(version);
 
   ::close(reader);  // the reader is done: v3 can go now, v2 stays while tagged
-  EXPECT_THAT(store.gc({2, 4}), ElementsAre("v000003"));
-  store.set_alias("release-1", "v9");
-  EXPECT_THAT(store.gc({1, 0}), ElementsAre("v000002", "v000004", "v000008"));
-  EXPECT_THAT(version_names(store), ElementsAre("v000009", "v000010"));
-  expect_same(store.load("release-1"), sample(9, 9));
-  expect_same(store.load("latest"), sample(10, 10));
+  EXPECT_THAT(store->gc({2, 4}), ElementsAre("v000003"));
+  store->set_alias("release-1", "v9");
+  EXPECT_THAT(store->gc({1, 0}), ElementsAre("v000002", "v000004", "v000008"));
+  EXPECT_THAT(version_names(*store), ElementsAre("v000009", "v000010"));
+  expect_same(store->load("release-1"), sample(9, 9));
+  expect_same(store->load("latest"), sample(10, 10));
 }
 
 TEST_F(CheckpointStoreTest, AliasToARemovedVersionFailsClearly) {
-  CheckpointStore store(root());
-  store.publish(sample(1, 1));
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
   fs::create_directories(root_ / "aliases");
   std::ofstream(root_ / "aliases" / "best") << "v000007\n";
-  EXPECT_THAT([&] { store.load("best"); },
+  EXPECT_THAT([&] { store->load("best"); },
               ThrowsMessage<Error>(AllOf(HasSubstr("alias 'best'"), HasSubstr("v000007"))));
 }
 
 TEST_F(CheckpointStoreTest, WriterLockAdmitsOneJobAtATime) {
-  CheckpointStore store(root());
-  store.check_writable();
+  const auto store = open_checkpoint_store(root());
+  store->check_writable();
   {
-    WriterLock first(root());
-    EXPECT_THAT([&] { WriterLock second(root()); },
+    const auto first = store->lock_writer();
+    EXPECT_THAT([&] { open_checkpoint_store(root())->lock_writer(); },
                 ThrowsMessage<Error>(AllOf(HasSubstr(root()), HasSubstr("in use by another job"),
                                            HasSubstr("pid " + std::to_string(::getpid())))));
   }
-  WriterLock after_release(root());
+  EXPECT_NO_THROW(store->lock_writer());
 }
 
 TEST_F(CheckpointStoreTest, GcRemovesWhatACrashedWriterLeftBehind) {
-  CheckpointStore store(root());
-  store.publish(sample(1, 1));
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
   fs::create_directories(root_ / "staging" / "publish-123-456");
   std::ofstream(root_ / "blobs" / "sha256" / (std::string(64, 'a') + ".tmp-123-0")) << "half a blob";
   std::ofstream(root_ / "blobs" / "sha256" / std::string(64, 'b')) << "a blob no version references";
-  store.gc({});
+  store->gc({});
   EXPECT_TRUE(fs::is_empty(root_ / "staging"));
   EXPECT_EQ(blob_files().size(), 3u);
-  expect_same(store.load("latest"), sample(1, 1));
+  expect_same(store->load("latest"), sample(1, 1));
 }
 
 TEST_F(CheckpointStoreTest, UnwritableRootFailsNamingTheDirectory) {
   fs::create_directories(root_);
   std::ofstream(root_ / "file") << "not a directory";
   const std::string bad_root = (root_ / "file" / "store").string();
-  CheckpointStore store(bad_root);
-  EXPECT_THAT([&] { store.check_writable(); }, ThrowsMessage<Error>(HasSubstr("checkpoint directory " + bad_root)));
-  EXPECT_THAT([&] { store.publish(sample(1, 1)); }, ThrowsMessage<Error>(HasSubstr(bad_root)));
+  const auto store = open_checkpoint_store(bad_root);
+  EXPECT_THAT([&] { store->check_writable(); }, ThrowsMessage<Error>(HasSubstr("checkpoint directory " + bad_root)));
+  EXPECT_THAT([&] { store->publish(sample(1, 1)); }, ThrowsMessage<Error>(HasSubstr(bad_root)));
 }
 
 TEST_F(CheckpointStoreTest, LeftoversOfACrashAreIgnored) {
-  CheckpointStore store(root());
-  store.publish(sample(1, 1));
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
   // A publish that crashed before its rename, and a version directory whose manifest never arrived.
   fs::create_directories(root_ / "staging" / "publish-crashed");
   fs::copy_file(root_ / "versions" / "v000001" / "manifest.json",
                 root_ / "staging" / "publish-crashed" / "manifest.json");
   fs::create_directories(root_ / "versions" / "v000002");
-  EXPECT_THAT(version_names(store), ElementsAre("v000001"));
-  EXPECT_EQ(fs::path(store.resolve("latest")), root_ / "versions" / "v000001");
+  EXPECT_THAT(version_names(*store), ElementsAre("v000001"));
+  EXPECT_EQ(fs::path(store->resolve("latest")), root_ / "versions" / "v000001");
 
-  EXPECT_EQ(store.publish(sample(2, 2)), "v000002");
-  expect_same(store.load("latest"), sample(2, 2));
+  EXPECT_EQ(store->publish(sample(2, 2)), "v000002");
+  expect_same(store->load("latest"), sample(2, 2));
 }
 
 TEST_F(CheckpointStoreTest, NewerManifestFormatIsRefused) {
-  CheckpointStore store(root());
-  store.publish(sample(1, 1));
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
   auto newer = manifest("v000001");
   newer["format_version"] = 2;
   std::ofstream(root_ / "versions" / "v000001" / "manifest.json", std::ios::trunc) << newer.dump();
-  EXPECT_THAT([&] { store.load("latest"); },
+  EXPECT_THAT([&] { store->load("latest"); },
               ThrowsMessage<Error>(AllOf(HasSubstr("manifest format 2"), HasSubstr("newer dptrain"))));
 }
 
 TEST_F(CheckpointStoreTest, InvalidContentsLeaveNothingBehind) {
-  CheckpointStore store(root());
+  const auto store = open_checkpoint_store(root());
   CheckpointContents bad_name = sample(1, 1);
   bad_name.blobs["../escape"] = "x";
-  EXPECT_THAT([&] { store.publish(bad_name); }, ThrowsMessage<Error>(HasSubstr("'../escape'")));
+  EXPECT_THAT([&] { store->publish(bad_name); }, ThrowsMessage<Error>(HasSubstr("'../escape'")));
   CheckpointContents clash = sample(1, 1);
   clash.blobs["model.safetensors"] = "x";
-  EXPECT_THAT([&] { store.publish(clash); }, ThrowsMessage<Error>(HasSubstr("'model.safetensors'")));
+  EXPECT_THAT([&] { store->publish(clash); }, ThrowsMessage<Error>(HasSubstr("'model.safetensors'")));
   CheckpointContents bad_state = sample(1, 1);
   bad_state.state["note"] = "\xff\xfe";
-  EXPECT_THAT([&] { store.publish(bad_state); }, ThrowsMessage<Error>(HasSubstr("UTF-8")));
-  EXPECT_TRUE(store.list().empty());
+  EXPECT_THAT([&] { store->publish(bad_state); }, ThrowsMessage<Error>(HasSubstr("UTF-8")));
+  EXPECT_TRUE(store->list().empty());
   EXPECT_TRUE(blob_files().empty());
 }
 
@@ -357,20 +376,20 @@ class FileSizeLimit {
 };
 
 TEST_F(CheckpointStoreTest, FailedWritesNameThePathAndKeepEarlierVersions) {
-  CheckpointStore store(root());
-  store.publish(sample(1, 1));
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
   {
     FileSizeLimit limit(64 * 1024);
     CheckpointContents big_blob = sample(1, 2);
     big_blob.blobs["optimizer.pt"] = std::string(200000, 'x');
-    EXPECT_THAT([&] { store.publish(big_blob); },
+    EXPECT_THAT([&] { store->publish(big_blob); },
                 ThrowsMessage<Error>(HasSubstr((root_ / "blobs" / "sha256").string())));
     CheckpointContents big_state = sample(1, 3);
     big_state.state["notes"] = std::string(200000, 'y');
-    EXPECT_THAT([&] { store.publish(big_state); }, ThrowsMessage<Error>(HasSubstr("manifest.json")));
+    EXPECT_THAT([&] { store->publish(big_state); }, ThrowsMessage<Error>(HasSubstr("manifest.json")));
   }
-  EXPECT_THAT(version_names(store), ElementsAre("v000001"));
-  expect_same(store.load("latest"), sample(1, 1));
+  EXPECT_THAT(version_names(*store), ElementsAre("v000001"));
+  expect_same(store->load("latest"), sample(1, 1));
   EXPECT_TRUE(fs::is_empty(root_ / "staging")) << "the failed publish's staging dir must be cleaned up";
   for (const auto& blob : blob_files()) EXPECT_EQ(blob.find(".tmp"), std::string::npos) << blob;
 }
@@ -468,6 +487,15 @@ TEST_F(CheckpointStoreTest, FailedSaveStopsOrContinuesAsConfiguredAndKeepsEarlie
       expect_same(checkpointer.store().load("v1"), with_loss(1, 0.5));
     }
   }
+}
+
+TEST(BuildInfoTest, NamesTheCommitAndTheLibraryVersions) {
+  const nlohmann::json info = build_info();
+  for (const char* library : {"hdf5", "libtorch"}) {
+    EXPECT_TRUE(std::regex_match(info.at(library).get<std::string>(), std::regex(R"(\d+\.\d+\.\d+)"))) << info;
+  }
+  EXPECT_FALSE(info.at("mpi").get<std::string>().empty()) << info;
+  EXPECT_TRUE(std::regex_match(info.at("git_commit").get<std::string>(), std::regex("[0-9a-f]{40}|unknown"))) << info;
 }
 
 }  // namespace

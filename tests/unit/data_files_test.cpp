@@ -17,6 +17,7 @@
 #include "data/tensor_source.h"
 #include "data/verify_dataset.h"
 #include "hdf5_test_file.h"
+#include "python_required.h"
 
 namespace fs = std::filesystem;
 
@@ -32,8 +33,6 @@ std::string error_of(F&& f) {
   }
   return "";
 }
-
-bool has_h5py() { return std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0; }
 
 class DataFilesTest : public ::testing::Test {
  protected:
@@ -209,7 +208,7 @@ TEST_F(DataFilesTest, VerifyReadsEverythingAndNamesTheFirstBadValue) {
 }
 
 TEST_F(DataFilesTest, ImportNpyMatchesWhatNumpyWroteAsReadByH5py) {
-  if (!has_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py (Debian: apt install python3-h5py)";
+  DPT_REQUIRE_PYTHON("h5py, numpy");
   const std::string script = std::string("/usr/bin/python3 ") + DPTRAIN_SOURCE_DIR + "/tests/unit/npy_crosscheck.py ";
   ASSERT_EQ(std::system((script + "write " + dir_.string()).c_str()), 0);
   for (const std::string name : {"u1", "i2be", "f2", "f4", "f8", "i8"}) {

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "data/import_idx.h"
 #include "hdf5_test_file.h"
+#include "python_required.h"
 
 namespace fs = std::filesystem;
 
@@ -189,9 +190,7 @@ TEST_F(Hdf5SourceTest, BadDatasetLayoutsNameFileAndDataset) {
 }
 
 TEST_F(Hdf5SourceTest, ReadsWhatH5pyWrites) {
-  if (std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "/usr/bin/python3 has no h5py (Debian: apt install python3-h5py)";
-  }
+  DPT_REQUIRE_PYTHON("h5py, numpy");
   const std::string path = file("h5py.h5");
   const std::string command =
       std::string("/usr/bin/python3 ") + DPTRAIN_SOURCE_DIR + "/tests/unit/h5py_crosscheck.py " + path;

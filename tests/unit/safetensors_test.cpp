@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "python_required.h"
 
 namespace dpt::checkpoint {
 namespace {
@@ -201,7 +202,7 @@ print(json.dumps(out))
 
 TEST(SafetensorsTest, PythonReadsOurFiles) {
   const std::string python = "/usr/bin/python3";
-  if (!std::filesystem::exists(python)) GTEST_SKIP() << python << " is not installed";
+  DPT_REQUIRE_PYTHON("");
   const std::string script = temp_path("reader.py");
   const std::string path = temp_path("python.safetensors");
   std::ofstream(script) << kPythonReader;

@@ -233,6 +233,22 @@ TEST(MakeSinks, OtherRanksGetOnlyTheirPrometheusEndpointOnPortPlusRank) {
   EXPECT_FALSE(fs::exists(dir));  // rank 1 writes no files
 }
 
+#ifndef DPTRAIN_HAS_MLFLOW
+// A build without libcurl still knows the sink's name, so that selecting it says which option brings it back.
+TEST(MakeSinks, MlflowInABuildWithoutItIsOneErrorNamingTheOption) {
+  const Config config = Config::parse("[data]\ntrain = \"t.h5\"\n[tracking]\nsinks = [\"console\", \"mlflow\"]\n");
+  const RunInfo run{"run-5", "", fresh_dir("no-mlflow").string(), {}, {}, 0};
+  std::ostringstream console;
+  try {
+    make_sinks(config.get_strings("tracking.sinks"), run, console, 10, &config);
+    FAIL() << "the mlflow sink was built without MLflow support";
+  } catch (const dpt::Error& e) {
+    EXPECT_NE(e.message().find("tracking.sinks = [\"mlflow\"] needs the MLflow sink"), std::string::npos) << e.what();
+    EXPECT_NE(e.message().find("-DDPTRAIN_WITH_MLFLOW=ON"), std::string::npos) << e.what();
+  }
+}
+#endif
+
 TEST(ParseTags, KeyValueAndBareLabels) {
   EXPECT_EQ(parse_tags({"team=vision", "baseline", "note=a=b"}),
             (std::map<std::string, std::string>{{"team", "vision"}, {"baseline", ""}, {"note", "a=b"}}));
