@@ -65,7 +65,9 @@ void configure_runtime(Runtime& runtime, const Config& config) {
 // Like the Trainer's set-up, a backend that cannot be made (no GPU, no NCCL) is the same error on every rank.
 distributed::Backends make_backends(const Runtime& runtime, const Config& config) {
   distributed::Backends backends;
-  runtime.all_or_none("starting the backends", [&] { backends = distributed::make_backends(runtime, config); });
+  runtime.all_or_none("starting the backends", [&] {
+    backends = distributed::make_backends(runtime, distributed::BackendOptions::from_config(config));
+  });
   return backends;
 }
 

@@ -61,10 +61,19 @@ std::shared_ptr<MpiBackend> make_mpi(const Runtime& runtime, double timeout_s, d
 
 }  // namespace
 
-Backends make_backends(const Runtime& runtime, const Config& config) {
+BackendOptions BackendOptions::from_config(const Config& config) {
+  BackendOptions o;
+  o.device = config.get_string("runtime.device");
+  o.backend = config.get_string("ddp.backend");
+  o.timeout_s = config.get_float("ddp.timeout_s");
+  o.shared_memory_mb = config.get_float("ddp.shared_memory_mb");
+  return o;
+}
+
+Backends make_backends(const Runtime& runtime, const BackendOptions& options) {
   Backends out;
-  out.device = model_device(config.get_string("runtime.device"), runtime.local_rank());
-  const std::string& wanted = config.get_string("ddp.backend");
+  out.device = model_device(options.device, runtime.local_rank());
+  const std::string& wanted = options.backend;
   const bool cuda = out.device.is_cuda();
   DPT_CHECK(wanted != "nccl" || cuda, "ddp.backend = \"nccl\" needs the model on a GPU: set runtime.device = ",
             "\"cuda\" (or auto on a GPU machine), or use ddp.backend = \"mpi\"");
@@ -74,9 +83,9 @@ Backends make_backends(const Runtime& runtime, const Config& config) {
     out.control = out.gradients = std::make_shared<LocalBackend>();
     return out;
   }
-  const double timeout_s = config.get_float("ddp.timeout_s");
+  const double timeout_s = options.timeout_s;
   if (!cuda) {
-    out.control = out.gradients = make_mpi(runtime, timeout_s, config.get_float("ddp.shared_memory_mb"));
+    out.control = out.gradients = make_mpi(runtime, timeout_s, options.shared_memory_mb);
     return out;
   }
   // Control messages are a few bytes each: MPI_Allreduce is what fits them, no shared-memory buffers.

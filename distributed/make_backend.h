@@ -30,8 +30,17 @@ struct Backends {
   at::Device device = at::kCPU;
 };
 
-// From runtime.device and ddp.backend ("auto": NCCL for a CUDA model across ranks, MPI for a CPU one; a world
-// of one needs no communication). An explicit backend that does not fit the device is an error.
-Backends make_backends(const Runtime& runtime, const Config& config);
+struct BackendOptions {
+  std::string device = "cpu";      // runtime.device: cpu, cuda or auto
+  std::string backend = "auto";    // ddp.backend: auto, mpi or nccl
+  double timeout_s = 300.0;        // ddp.timeout_s
+  double shared_memory_mb = 16.0;  // ddp.shared_memory_mb (0: MPI_Allreduce)
+
+  static BackendOptions from_config(const Config& config);
+};
+
+// "auto": NCCL for a CUDA model across ranks, MPI for a CPU one; a world of one needs no communication. An
+// explicit backend that does not fit the device is an error.
+Backends make_backends(const Runtime& runtime, const BackendOptions& options = {});
 
 }  // namespace dpt::distributed
