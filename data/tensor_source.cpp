@@ -14,13 +14,14 @@ TensorSource::TensorSource(at::Tensor inputs, at::Tensor targets, std::string na
     : inputs_(std::move(inputs)), targets_(std::move(targets)), name_(std::move(name)) {
   DPT_CHECK(inputs_.defined() && inputs_.dim() >= 1 && inputs_.size(0) > 0, name_,
             ": inputs must be a non-empty tensor [N, ...]");
-  DPT_CHECK(targets_.defined() && targets_.dim() == 1, name_, ": targets must be a 1-D tensor [N]");
-  DPT_CHECK(!at::isFloatingType(targets_.scalar_type()) && !at::isComplexType(targets_.scalar_type()), name_,
-            ": targets must be integers (class labels), got ", targets_.scalar_type());
+  DPT_CHECK(targets_.defined() && targets_.dim() >= 1, name_, ": targets must be a tensor [N, ...]");
+  DPT_CHECK(!at::isComplexType(targets_.scalar_type()) && targets_.scalar_type() != at::kBool, name_,
+            ": targets must be integers (class labels) or floating point (regression), got ",
+            targets_.scalar_type());
   DPT_CHECK(inputs_.size(0) == targets_.size(0), name_, ": ", inputs_.size(0), " inputs but ", targets_.size(0),
             " targets; both must hold one entry per sample");
   inputs_ = inputs_.contiguous();
-  targets_ = targets_.to(at::kLong).contiguous();
+  targets_ = targets_.to(at::isFloatingType(targets_.scalar_type()) ? at::kFloat : at::kLong).contiguous();
 }
 
 std::int64_t TensorSource::size() const { return inputs_.size(0); }

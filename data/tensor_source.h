@@ -11,7 +11,8 @@ namespace dpt::data {
 
 class TensorSource final : public Source {
  public:
-  // inputs [N, ...] of any dtype; targets [N] of an integer dtype (stored as int64).
+  // inputs [N, ...] of any dtype; targets [N, ...]: class labels of an integer dtype (stored as int64), or
+  // regression targets of a floating-point one (stored as float32).
   TensorSource(at::Tensor inputs, at::Tensor targets, std::string name = "tensors");
 
   std::int64_t size() const override;

@@ -4,10 +4,15 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "core/config.h"
 #include "distributed/local_backend.h"
 #include "distributed/mpi_backend.h"
 #include "mpi_test_env.h"
+#include "data/tensor_source.h"
+#include "train/losses.h"
+#include "train/model_registry.h"
 #include "train/train_options.h"
 #include "train/trainer.h"
 
@@ -108,6 +113,70 @@ TEST(DataParallel, ResumeContinuesBitIdentically) {
   straight.fit();
   EXPECT_EQ(resumed.step(), 11);
   EXPECT_TRUE(at::equal(flatten(resumed.parameters()), flatten(straight.parameters())));
+}
+
+// A program's own data and loss: regression (mse, float targets) and a language model ([B, T, V] logits against
+// [B, T] token labels) train across the ranks from in-memory Sources, with the parameters equal on every rank.
+struct ToyLanguageModelImpl : torch::nn::Module {
+  ToyLanguageModelImpl() : embed(register_module("embed", torch::nn::Embedding(8, 16))),
+                           head(register_module("head", torch::nn::Linear(16, 8))) {}
+  // Inputs arrive as float32 (the loader normalises); token ids are small integers, exact in float32.
+  torch::Tensor forward(torch::Tensor tokens) { return head->forward(embed->forward(tokens.to(torch::kLong))); }
+  torch::nn::Embedding embed;
+  torch::nn::Linear head;
+};
+TORCH_MODULE(ToyLanguageModel);
+
+void expect_trains(train::Trainer& trainer, distributed::Backend& backend, double initial_loss) {
+  const train::FitResult result = trainer.fit();
+  ASSERT_TRUE(result.evaluated);
+  EXPECT_LT(result.eval.loss, 0.5 * initial_loss);
+  at::Tensor mine = flatten(trainer.parameters());
+  at::Tensor all = at::empty({backend.world_size(), mine.numel()});
+  backend.allgather(mine, all)->wait();
+  for (int r = 0; r < backend.world_size(); ++r) EXPECT_TRUE(at::equal(all[r], all[0])) << "rank " << r;
+}
+
+TEST(Trainer, ProgramsOwnSourcesAndLossesTrainARegressionAndALanguageModel) {
+  static const bool registered = [] {
+    train::ModelRegistry::global().add("linear_3_2", [](const nlohmann::json&) {
+      return torch::nn::AnyModule(torch::nn::Linear(3, 2));
+    });
+    train::ModelRegistry::global().add("toy_lm", [](const nlohmann::json&) {
+      return torch::nn::AnyModule(ToyLanguageModel());
+    });
+    return true;
+  }();
+  ASSERT_TRUE(registered);
+  const std::vector<std::string> common = {"data.scale=1.0", "data.mean=0", "data.std=1", "train.epochs=30",
+                                           "train.lr=0.05",
+                                           "checkpoint.enabled=false", "tracking.sinks=[]",
+                                           "ddp.shared_memory_mb=0"};
+  distributed::MpiBackend backend;
+  {
+    torch::manual_seed(5);  // every rank builds the same data
+    const at::Tensor x = torch::randn({96, 3});
+    const at::Tensor y = torch::matmul(x, torch::tensor({{1.0f, -2.0f}, {0.5f, 1.0f}, {3.0f, 0.0f}})) + 0.25;
+    auto source = std::make_shared<data::TensorSource>(x, y, "regression");
+    std::vector<std::string> overrides = common;
+    overrides.insert(overrides.end(), {"model.name=linear_3_2", "train.loss=mse"});
+    train::Trainer trainer(test_config("unused.h5", 8, 0, overrides), runtime(), backend,
+                           train::TrainerParts{source, source, train::losses().get("mse")});
+    expect_trains(trainer, backend, y.pow(2).mean().item<double>());
+  }
+  {
+    torch::manual_seed(6);
+    // Next token = (token + 1) mod 8: learnable, and the labels are per position.
+    const at::Tensor tokens = torch::randint(0, 8, {64, 5}, at::kLong);
+    const at::Tensor next = (tokens + 1).remainder(8);
+    auto source = std::make_shared<data::TensorSource>(tokens.to(at::kFloat), next, "tokens");
+    std::vector<std::string> overrides = common;
+    overrides.insert(overrides.end(), {"model.name=toy_lm", "train.loss=cross_entropy"});
+    train::Trainer trainer(test_config("unused.h5", 8, 0, overrides), runtime(), backend,
+                           train::TrainerParts{source, source, std::nullopt});
+    expect_trains(trainer, backend, std::log(8.0));
+    EXPECT_GT(trainer.evaluate().accuracy, 0.9);
+  }
 }
 
 }  // namespace
