@@ -51,6 +51,7 @@ struct ManifestFile {
   std::string kind;
   std::uint64_t size;
   std::string sha256;
+  std::string md5;  // "" in manifests written before md5 was recorded
 };
 
 constexpr const char* kLatest = "latest";
@@ -141,7 +142,8 @@ std::vector<ManifestFile> manifest_files(const nlohmann::json& manifest, const f
     DPT_CHECK(valid, (dir / kManifest).string(), " has a malformed file entry ", entry.dump(),
               "; the version is damaged, load another one");
     ManifestFile file{entry["name"].get<std::string>(), entry["kind"].get<std::string>(),
-                      entry["size"].get<std::uint64_t>(), entry["sha256"].get<std::string>()};
+                      entry["size"].get<std::uint64_t>(), entry["sha256"].get<std::string>(),
+                      entry.contains("md5") && entry["md5"].is_string() ? entry["md5"].get<std::string>() : ""};
     const bool tensors =
         file.kind == kTensorsKind && file.name.size() > std::strlen(kTensorsSuffix) &&
         file.name.compare(file.name.size() - std::strlen(kTensorsSuffix), std::string::npos, kTensorsSuffix) == 0;
@@ -176,10 +178,16 @@ VerifiedVersion read_verified(const fs::path& dir) {
     DPT_CHECK(bytes.size() == file.size, damaged(store, dir, file,
                                                  "has " + std::to_string(bytes.size()) + " bytes instead of " +
                                                      std::to_string(file.size) + " (blob " + blob.string() + ")"));
+    // Both digests the manifest records: sha256 names the blob, md5 is what object stores and DVC compare.
+    auto md5 = std::async(std::launch::async, [&bytes] { return digest_hex({bytes}, Digest::kMd5); });
     const std::string actual = sha256_hex(bytes);
+    const std::string actual_md5 = md5.get();
     DPT_CHECK(
         actual == file.sha256,
         damaged(store, dir, file, "failed its sha256 check (blob " + blob.string() + " hashes to " + actual + ")"));
+    DPT_CHECK(file.md5.empty() || actual_md5 == file.md5,
+              damaged(store, dir, file, "failed its md5 check (blob " + blob.string() + " has md5 " + actual_md5 +
+                                            ", the manifest " + file.md5 + ")"));
     out.files[file.name] = std::move(bytes);
   }
   return out;

@@ -331,6 +331,24 @@ TEST_F(CheckpointStoreTest, LeftoversOfACrashAreIgnored) {
   expect_same(store->load("latest"), sample(2, 2));
 }
 
+// Both recorded digests are checked when a version is read: an md5 that disagrees is damage too (a manifest
+// without md5, as older versions wrote, still loads on its sha256).
+TEST_F(CheckpointStoreTest, LoadChecksTheMd5AsWellAsTheSha256) {
+  const auto store = open_checkpoint_store(root());
+  store->publish(sample(1, 1));
+  auto edited = manifest("v000001");
+  const std::string recorded = edited["files"][0]["md5"].get<std::string>();
+  edited["files"][0]["md5"] = std::string(32, '0');
+  const fs::path path = root_ / "versions" / "v000001" / "manifest.json";
+  std::ofstream(path, std::ios::trunc) << edited.dump();
+  EXPECT_THAT([&] { store->load("v1"); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("v000001"), HasSubstr("failed its md5 check"),
+                                         HasSubstr("has md5 " + recorded))));
+  edited["files"][0].erase("md5");
+  std::ofstream(path, std::ios::trunc) << edited.dump();
+  expect_same(store->load("v1"), sample(1, 1));
+}
+
 TEST_F(CheckpointStoreTest, NewerManifestFormatIsRefused) {
   const auto store = open_checkpoint_store(root());
   store->publish(sample(1, 1));
