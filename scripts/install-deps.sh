@@ -14,6 +14,7 @@ packages=(
   python3-torch python3-h5py python3-numpy
   python3-venv prometheus
   slurmctld slurmd slurm-client munge
+  podman mmdebstrap
 )
 
 missing=()
