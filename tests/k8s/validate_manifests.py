@@ -180,37 +180,49 @@ def check_podmonitor(obj, objs):
 
 
 def cluster_launch_env():
-    """scripts/cluster-launch.env: `export OMPI_MCA_x=y` lines -> {name: value}."""
+    """scripts/cluster-launch.env: its text and its `export NAME=value` settings."""
     path = ROOT / "scripts/cluster-launch.env"
     if not path.exists():
         raise CheckFailed(f"{path} is missing: it holds the project's cluster launch settings")
+    text = path.read_text()
     settings = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         words = shlex.split(line, comments=True)
         if words and words[0] == "export":
-            for word in words[1:]:
-                name, _, value = word.partition("=")
-                settings[name] = value
-    return settings
+            settings.update(word.partition("=")[::2] for word in words[1:])
+    return text, settings
+
+
+def launcher_pod(obj):
+    if obj["kind"] == "MPIJob":
+        return obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]
+    job = next(j for j in obj["spec"]["template"]["spec"]["replicatedJobs"] if j["name"] == "launcher")
+    return job["template"]["spec"]["template"]["spec"]
 
 
 def launcher_container(obj):
-    if obj["kind"] == "MPIJob":
-        return obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
-    job = next(j for j in obj["spec"]["template"]["spec"]["replicatedJobs"] if j["name"] == "launcher")
-    return job["template"]["spec"]["template"]["spec"]["containers"][0]
+    return launcher_pod(obj)["containers"][0]
 
 
-def check_launch_env(obj, _):
-    """The launcher's OMPI_MCA_* settings are the cluster launch settings, none missing, none extra."""
-    want = {k: v for k, v in cluster_launch_env().items() if k.startswith("OMPI_MCA_")}
-    clash = sorted(want.keys() & OPERATOR_ENV)
-    if clash:
-        raise CheckFailed(f"scripts/cluster-launch.env sets {clash[0]}, which the operator sets itself")
-    got = {e["name"]: e.get("value") for e in launcher_container(obj).get("env", []) if e["name"].startswith("OMPI_MCA_")}
-    if got != want:
-        diff = sorted(set(want.items()) ^ set(got.items()))
-        raise CheckFailed(f"launcher OMPI_MCA_* env differs from scripts/cluster-launch.env: {diff[:3]}")
+def check_launch_env(obj, objs):
+    """The launcher runs with the cluster launch settings: scripts/cluster-launch.env, unchanged, in the ConfigMap
+    mounted at /etc/dptrain (which dptrain-k8s sources; the operator would override a manifest's plm_rsh_args)."""
+    text, settings = cluster_launch_env()
+    owned = sorted(settings.keys() & (OPERATOR_ENV - {"OMPI_MCA_plm_rsh_args"}))
+    if owned:
+        raise CheckFailed(f"scripts/cluster-launch.env sets {owned[0]}, which the operator sets for each job")
+    container = launcher_container(obj)
+    in_env = [e["name"] for e in container.get("env", []) if e["name"].startswith("OMPI_MCA_")]
+    if in_env:
+        raise CheckFailed(f"launcher env sets {in_env[0]}: Open MPI settings belong in scripts/cluster-launch.env")
+    mount = next((m for m in container.get("volumeMounts", []) if m["mountPath"] == "/etc/dptrain"), None)
+    volume = next((v for v in launcher_pod(obj).get("volumes", []) if mount and v["name"] == mount["name"]), {})
+    name = volume.get("configMap", {}).get("name")
+    config = next((o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == name), None)
+    if config is None:
+        raise CheckFailed("the launcher mounts no ConfigMap of this form at /etc/dptrain")
+    if config.get("data", {}).get("cluster-launch.env") != text:
+        raise CheckFailed(f"ConfigMap {name}'s cluster-launch.env differs from scripts/cluster-launch.env")
 
 
 def dptrain_config_keys(dptrain):
@@ -279,14 +291,17 @@ def validate(forms):
 
 
 def broken_cases(forms):
-    """(check, its objects, the unbroken object, a broken copy, what was broken): one or more per check."""
+    """(check, the unbroken object, its objects, a broken copy, the objects beside that, what was broken): one or more
+    per check."""
     cases = []
 
-    def case(check, form, kind, what, change):
+    def case(check, form, kind, what, change, beside=None):
+        """KIND of FORM broken by CHANGE; or, with BESIDE (a kind), the object of kind BESIDE next to it."""
         original = next(o for o in forms[form] if o["kind"] == kind)
-        broken = copy.deepcopy(original)
-        change(broken)
-        cases.append((check, forms[form], original, broken, f"{kind} {what}"))
+        broken_objs = copy.deepcopy(forms[form])
+        broken = next(o for o in broken_objs if o["kind"] == kind)
+        change(next(o for o in broken_objs if o["kind"] == beside) if beside else broken)
+        cases.append((check, original, forms[form], broken, broken_objs, f"{kind} {what}"))
 
     case(check_core, "common", "PersistentVolumeClaim", "accessModes a string, not a list",
          lambda o: o["spec"].update(accessModes="ReadWriteMany"))
@@ -308,8 +323,11 @@ def broken_cases(forms):
     case(check_podmonitor, "mpijob-gpu", "PodMonitor", "keeping rank 4 on worker 0",
          lambda o: o["spec"]["podMetricsEndpoints"][4]["relabelings"][0].update(regex="0"))
     for form, kind in (("mpijob", "MPIJob"), ("trainer", "ClusterTrainingRuntime")):
-        case(check_launch_env, form, kind, "launcher with an extra OMPI_MCA_btl",
+        case(check_launch_env, form, kind, "launcher with an OMPI_MCA_btl of its own",
              lambda o: launcher_container(o)["env"].append({"name": "OMPI_MCA_btl", "value": "self"}))
+        case(check_launch_env, form, kind, "beside a ConfigMap whose cluster-launch.env has an extra line",
+             lambda o: o["data"].update({"cluster-launch.env": o["data"]["cluster-launch.env"] + "export A=1\n"}),
+             beside="ConfigMap")
     case(check_config, "common", "ConfigMap", "config with an unknown table [training]",
          lambda o: o["data"].update({"config.toml": o["data"]["config.toml"].replace("[train]", "[training]", 1)}))
     case(check_dashboard, "monitoring", "ConfigMap", "dashboard edited in the ConfigMap",
@@ -320,7 +338,7 @@ def broken_cases(forms):
 def validate_broken(forms):
     """Each check accepts the manifest as it is and rejects its broken copy."""
     failures = 0
-    for check, objs, original, broken, what in broken_cases(forms):
+    for check, original, objs, broken, broken_objs, what in broken_cases(forms):
         try:
             check(original, objs)
         except CheckFailed as e:
@@ -328,7 +346,7 @@ def validate_broken(forms):
             failures += 1
             continue
         try:
-            check(broken, objs)
+            check(broken, broken_objs)
             print(f"FAIL {check.__name__} accepted: {what}", file=sys.stderr)
             failures += 1
         except CheckFailed as e:
