@@ -14,6 +14,7 @@ packages=(
   python3-torch python3-h5py python3-numpy
   python3-venv prometheus
   slurmctld slurmd slurm-client munge
+  openssh-server openssh-client iproute2  # tests/multinode: sshd in each namespace host, ip and tc
   podman mmdebstrap
 )
 
