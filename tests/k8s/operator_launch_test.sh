@@ -4,7 +4,7 @@
 # mount, a writable overlay per pod as a container runtime gives), with the manifest's command and environment plus
 # what the v2beta1 controller adds (tests/k8s/mpijob_pods.py), the operator's ssh Secret at sshAuthMountPath,
 # /etc/mpi/hostfile on the launcher, the ConfigMap at /etc/dptrain and a shared directory as the volume at /data.
-# The job trains, checkpoints, gets SIGTERM on every pod (as when Kubernetes deletes them), exits 75; new pods
+# The workers' names resolve a few seconds late (the launcher must wait). The job trains, checkpoints, gets SIGTERM on every pod (as when Kubernetes deletes them), exits 75; new pods
 # resume from the checkpoint (--resume latest) and finish.
 #
 #   operator_launch_test.sh DPTRAIN        (root; builds the image with scripts/build-image.sh, cached)
@@ -44,7 +44,10 @@ trap 'cleanup; exit 143' TERM
 pod_hosts=("$launcher_host" "${worker_hosts[@]}")
 for i in "${!pod_hosts[@]}"; do
   printf '%s.%d %s.%s.%s.svc %s\n' "$HOSTS_SUBNET" $((10 + i)) "${pod_hosts[$i]}" "$job" "$namespace" "${pod_hosts[$i]}"
-done > "$work/etc-hosts"
+done > "$work/etc-hosts.all"
+# The first job's workers' names are not in DNS yet (the operator's Service records come with running pods): the
+# launcher must wait for them before mpirun. Lines are appended later, into the same file the pods mount.
+head -1 "$work/etc-hosts.all" > "$work/etc-hosts"
 # The operator's ssh Secret: one key pair (ECDSA, named id_rsa), mounted read-only, root-owned, group fsGroup.
 mkdir -p "$work/ssh" "$work/mpi" "$work/volume"
 ssh-keygen -q -t ecdsa -b 521 -N '' -f "$work/ssh/id_rsa" -C "$job" || fail "ssh-keygen"
@@ -124,6 +127,10 @@ store="$work/volume/checkpoints"
 start=$SECONDS
 
 job_run 1 "${short[@]}"
+sleep 3
+pgrep -P "$launcher_pid" -x mpirun > /dev/null && fail "the launcher ran mpirun before the workers' names resolved"
+kill -0 "$launcher_job" 2> /dev/null || fail "the launcher gave up on unresolved names: $(tail -3 "$work/1-$launcher_host.log")"
+tail -n +2 "$work/etc-hosts.all" >> "$work/etc-hosts"
 for _ in $(seq 1 600); do
   "$dptrain" ckpt show latest --dir "$store" > /dev/null 2>&1 && break
   kill -0 "$launcher_job" 2> /dev/null || fail "launcher exited before a checkpoint: $(tail -5 "$work/1-$launcher_host.log")"
