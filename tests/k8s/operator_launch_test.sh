@@ -4,8 +4,9 @@
 # mount, a writable overlay per pod as a container runtime gives), with the manifest's command and environment plus
 # what the v2beta1 controller adds (tests/k8s/mpijob_pods.py), the operator's ssh Secret at sshAuthMountPath,
 # /etc/mpi/hostfile on the launcher, the ConfigMap at /etc/dptrain and a shared directory as the volume at /data.
-# The workers' names resolve a few seconds late (the launcher must wait). The job trains, checkpoints, gets SIGTERM on every pod (as when Kubernetes deletes them), exits 75; new pods
-# resume from the checkpoint (--resume latest) and finish.
+# The workers' names resolve a few seconds late (the launcher must wait). The job trains, checkpoints, gets
+# SIGTERM on every pod (as when Kubernetes deletes them), exits 75; new pods resume from the checkpoint
+# (--resume latest) and finish.
 #
 #   operator_launch_test.sh DPTRAIN        (root; builds the image with scripts/build-image.sh, cached)
 set -u
