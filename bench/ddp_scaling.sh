@@ -9,22 +9,16 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+source "$root/bench/bench_inputs.sh"
 build=${BUILD:-build}
-data=${DATA:-datasets/fashion-mnist/train.h5}
 steps=${STEPS:-200}
 rounds=${ROUNDS:-3}
 warmup=20
 batch=64
-python=/usr/bin/python3  # Debian's python3-torch; the python3 on PATH may lack torch
 
 dptrain="$build/cli/dptrain"
-for f in "$dptrain" "$build/bench/plain_loop"; do
-  [ -x "$f" ] || { echo "ddp_scaling: $f is missing: cmake --build $build --target dptrain plain_loop" >&2; exit 1; }
-done
-if [ ! -f "$data" ]; then
-  [ -d /usr/share/datasets/fashion-mnist ] || { echo "ddp_scaling: $data is missing and there is no IDX data to import: set DATA=train.h5" >&2; exit 1; }
-  "$dptrain" data import-idx /usr/share/datasets/fashion-mnist --out "$(dirname "$data")"
-fi
+bench_require ddp_scaling "$dptrain" "$build/bench/plain_loop"
+bench_training_data ddp_scaling "$data"
 "$python" -c 'import torch' 2>/dev/null || { echo "ddp_scaling: $python has no torch: bash scripts/install-deps.sh" >&2; exit 1; }
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMP_NUM_THREADS=1

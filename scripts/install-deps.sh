@@ -15,6 +15,8 @@ packages=(
   python3-matplotlib
   python3-venv prometheus
   slurmctld slurmd slurm-client munge
+  openssh-server openssh-client iproute2  # tests/multinode: sshd in each namespace host, ip and tc
+  podman mmdebstrap
 )
 
 missing=()

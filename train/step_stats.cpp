@@ -39,6 +39,8 @@ std::map<std::string, double> StepStats::collect(distributed::Backend& control, 
   const at::Tensor max = std::get<0>(all.max(0));
   const double busy_max = max[2].item<double>();
   const double busy_min = all.select(1, 2).min().item<double>();
+  // Which rank: a ratio well above 1 says that one is slow, this says which one to look at.
+  const double busy_max_rank = static_cast<double>(all.select(1, 2).argmax().item<std::int64_t>());
   const double count = sum[1].item<double>();
 
   const tracking::SystemSample system = tracking::sample_system(gpu);
@@ -48,6 +50,7 @@ std::map<std::string, double> StepStats::collect(distributed::Backend& control, 
       {"train/data_wait_fraction", sum_.data_wait / elapsed},
       {"train/step_time_s", elapsed / steps},
       {"train/step_time_max_s", busy_max},
+      {"train/step_time_max_rank", busy_max_rank},
       {"train/step_time_min_s", busy_min},
       {"train/step_time_ratio", busy_min > 0 ? busy_max / busy_min : 1.0},
       {"train/data_wait_s", max[3].item<double>()},

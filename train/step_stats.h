@@ -27,7 +27,7 @@ class StepStats {
   // Collective over `control` (every rank, at the same step): one all-gather of every rank's numbers, from which
   // every rank derives the same global values: the mean loss of the whole global batch (`local_loss` is this rank's
   // mean over its `local_samples`), the max and min over ranks of the per-step busy time (data wait + compute,
-  // leaving out the all-reduce, which makes every rank wait for the slowest). "rank/..." values are this rank's
+  // leaving out the all-reduce, which makes every rank wait for the slowest) and the rank of the max. "rank/..." values are this rank's
   // own. `gpu` is the CUDA device index for its memory use (-1: none). Starts the next interval.
   std::map<std::string, double> collect(distributed::Backend& control, double local_loss,
                                         std::int64_t local_samples, int gpu);

@@ -236,7 +236,8 @@ struct Trainer::Impl {
                   << " thread(s)/rank" << (runtime.pinned_cpus().empty() ? "" : " on its own CPUs") << " | model "
                   << options().model << " (" << numel << " parameters) on " << run->device.str() << " | "
                   << sampler.num_samples() << " samples, global batch " << sampler.global_batch_size() << ", "
-                  << run->total_steps() << " steps" << std::endl;
+                  << run->total_steps() << " steps | rank " << control.rank() << " on " << runtime.host() << " ("
+                  << runtime.local_size() << " rank(s) on this host)" << std::endl;
   }
 
   // Run id, resume, the Checkpointer, rank 0's model state on every rank, the sinks.
