@@ -45,7 +45,9 @@ void inspect(const DataArgs& args) {
   const nlohmann::json digest = data::dataset_digest(args.files);
   for (const auto& file : digest.at("files")) {
     std::cout << "sha256 " << file.at("sha256").get<std::string>() << "  " << file.at("path").get<std::string>()
-              << "\n";
+              << "\n"
+              << "md5    " << file.at("md5").get<std::string>() << "  " << file.at("path").get<std::string>()
+              << "  (DVC's md5)\n";
   }
   if (args.files.size() > 1) {
     std::cout << "sha256 " << digest.at("sha256").get<std::string>() << "  (all " << args.files.size()

@@ -1,4 +1,4 @@
-// Dataset digest: a streamed sha256 per file plus HDF5 dataset metadata, cached until size or mtime change.
+// Dataset digest: a streamed sha256 and md5 per file plus HDF5 dataset metadata, cached until size or mtime change.
 #include "data/dataset_digest.h"
 
 #include <openssl/evp.h>
@@ -10,6 +10,7 @@
 #include <iomanip>
 #include <memory>
 #include <sstream>
+#include <utility>
 
 #include "core/check.h"
 #include "data/hdf5_file.h"
@@ -24,10 +25,10 @@ std::string hex(const unsigned char* bytes, unsigned size) {
   return out.str();
 }
 
-class Sha256 {
+class Hash {
  public:
-  Sha256() : context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-    DPT_CHECK(context_ && EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) == 1, "OpenSSL sha256 init failed");
+  explicit Hash(const EVP_MD* type = EVP_sha256()) : context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+    DPT_CHECK(context_ && EVP_DigestInit_ex(context_.get(), type, nullptr) == 1, "OpenSSL digest init failed");
   }
   void update(const void* data, std::size_t size) { EVP_DigestUpdate(context_.get(), data, size); }
   std::string hex_digest() {
@@ -41,17 +42,21 @@ class Sha256 {
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> context_;
 };
 
-std::string file_sha256(const std::string& path) {
+// sha256 and md5 of the file's bytes in one read: md5 is what DVC records for a file (dvc.lock, .dvc files), so a
+// manifest ties a model to DVC's version of its data.
+std::pair<std::string, std::string> file_sha256_md5(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   DPT_CHECK(in.good(), "cannot read ", path, " to compute its digest: check its permissions");
-  Sha256 sha;
+  Hash sha;
+  Hash md5(EVP_md5());
   std::vector<char> block(4 << 20);
   while (in) {
     in.read(block.data(), static_cast<std::streamsize>(block.size()));
     sha.update(block.data(), static_cast<std::size_t>(in.gcount()));
+    md5.update(block.data(), static_cast<std::size_t>(in.gcount()));
   }
   DPT_CHECK(in.eof(), "reading ", path, " failed while computing its digest (I/O error): check the disk");
-  return sha.hex_digest();
+  return {sha.hex_digest(), md5.hex_digest()};
 }
 
 nlohmann::json datasets_of(const std::string& path) {
@@ -100,8 +105,10 @@ nlohmann::json file_digest(const std::string& path) {
   const std::string cache = digest_cache_path(path);
   nlohmann::json entry = read_cache(cache);
   if (!entry.is_object() || entry.value("size", std::int64_t{-1}) != size ||
-      entry.value("mtime_ns", std::int64_t{-1}) != mtime || !entry.contains("sha256") || !entry.contains("datasets")) {
-    entry = {{"size", size}, {"mtime_ns", mtime}, {"sha256", file_sha256(path)}, {"datasets", datasets_of(path)}};
+      entry.value("mtime_ns", std::int64_t{-1}) != mtime || !entry.contains("sha256") || !entry.contains("md5") ||
+      !entry.contains("datasets")) {
+    const auto [sha256, md5] = file_sha256_md5(path);
+    entry = {{"size", size}, {"mtime_ns", mtime}, {"sha256", sha256}, {"md5", md5}, {"datasets", datasets_of(path)}};
     write_cache(cache, entry);
   }
   entry["path"] = path;
@@ -117,7 +124,7 @@ std::string digest_cache_path(const std::string& file) {
 
 nlohmann::json dataset_digest(const std::vector<std::string>& files) {
   nlohmann::json entries = nlohmann::json::array();
-  Sha256 combined;
+  Hash combined;
   std::int64_t bytes = 0;
   for (const auto& path : files) {
     nlohmann::json entry = file_digest(path);

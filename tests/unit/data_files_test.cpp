@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -131,6 +132,13 @@ TEST_F(DataFilesTest, DigestIsCachedBesideTheDataAndFollowsContentNotPath) {
   EXPECT_EQ(first.at("datasets")[0].at("shape"), (std::vector<std::int64_t>{5, 3}));
   EXPECT_EQ(first.at("sha256").get<std::string>().size(), 64u);
   EXPECT_EQ(digest.at("sha256").get<std::string>().size(), 64u);
+  // The md5 that DVC records for the file: the plain md5 of its bytes, as md5sum prints it.
+  std::string md5sum(32, '\0');
+  FILE* pipe = ::popen(("md5sum " + paths[0]).c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  ASSERT_EQ(std::fread(md5sum.data(), 1, md5sum.size(), pipe), md5sum.size());
+  ::pclose(pipe);
+  EXPECT_EQ(first.at("md5").get<std::string>(), md5sum);
   ASSERT_TRUE(fs::exists(digest_cache_path(paths[0])));
   EXPECT_EQ(digest_cache_path(paths[0]), file(".part-0.h5.dptrain-digest.json"));
   // Hidden: a glob over the data folder does not pick the cache files up.

@@ -183,10 +183,14 @@ TEST_F(Hdf5SourceTest, BadDatasetLayoutsNameFileAndDataset) {
   };
   expect_error("images", "short_labels", "'images' has 10 samples but 'short_labels' has 9");
   expect_error("images", "float_labels", "dataset 'float_labels' in HDF5 file " + path + " holds float32");
-  expect_error("images", "labels_2d", "dataset 'labels_2d' in HDF5 file " + path + " has shape [10,2]");
   expect_error("empty", "empty_labels", "dataset 'empty' in HDF5 file " + path + " is empty");
   expect_error("u16", "labels", "dataset 'u16' in HDF5 file " + path + " holds uint16");
   EXPECT_EQ(open_error(path, "images", "labels"), "");
+  // Targets of any shape [N, ...] (e.g. a next token per position), read row by row with their samples.
+  Hdf5Source two(path, "images", "labels_2d");
+  const SampleBatch batch = two.read_sorted({2, 7});
+  EXPECT_EQ(batch.targets.sizes(), (std::vector<std::int64_t>{2, 2}));
+  EXPECT_EQ(batch.targets[1][1].item<std::int64_t>(), 15);
 }
 
 TEST_F(Hdf5SourceTest, ReadsWhatH5pyWrites) {
