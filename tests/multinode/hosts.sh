@@ -24,7 +24,8 @@
 # The filesystem is shared: every host sees the caller's files except /dev/shm and /etc/hosts. The network is
 # private: a "switch" namespace holds a bridge, every host a veth pair into it (10.233.0.0/24); the machine's own
 # interfaces are never touched. Namespace holders die with the shell that made them (PR_SET_PDEATHSIG), and
-# hosts_up removes what an earlier, killed test left behind.
+# hosts_up removes what an earlier, killed test left behind. A TERM to the test's shell takes effect when its
+# current command returns (bash defers traps until then; every host_mpirun has a hard limit), Ctrl-C at once.
 
 hosts_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HOSTS_SUBNET=10.233.0
