@@ -1,4 +1,5 @@
-// `dptrain data`: IDX and .npy import, HDF5 inspection with the dataset digest, and end-to-end verification.
+// `dptrain data`: IDX, .npy and text import, synthetic datasets, HDF5 inspection with the dataset digest, and
+// end-to-end verification.
 #include "cli/data_commands.h"
 
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "data/dataset_digest.h"
 #include "data/import_idx.h"
 #include "data/import_npy.h"
+#include "data/synthetic.h"
 #include "data/verify_dataset.h"
 #include "train/train_options.h"
 
@@ -24,6 +26,8 @@ struct DataArgs {
   std::vector<std::string> files;
   std::string config;
   std::vector<std::string> overrides;
+  data::SynthOptions synth;
+  std::int64_t stride = 0;  // import-text: 0 = the context (windows that do not overlap)
 };
 
 void import_idx(const DataArgs& args) {
@@ -112,6 +116,43 @@ void add_data_commands(CLI::App& app, const Runtime& runtime) {
                 "all files of a split have the same sample shape and dtype, every chunk decodes, float inputs are\n"
                 "finite, labels are >= 0. Exits non-zero with the file, dataset and sample of the first problem.");
   check->callback(on_main(verify));
+
+  auto* synth = data->add_subcommand(
+      "synth", "Write an HDF5 file of random samples ('inputs', 'labels'): images of a shape and class count, or "
+               "token sequences of a vocabulary (for benchmarks and scaling studies)");
+  synth->add_option("--out,-o", args->out, "Output .h5 file")->required();
+  synth->add_option("--samples,-n", args->synth.samples, "Number of samples")->capture_default_str();
+  synth->add_option("--shape", args->synth.shape, "Shape of one sample, e.g. 3,32,32")
+      ->delimiter(',')
+      ->capture_default_str();
+  synth->add_option("--dtype", args->synth.dtype, "float32 (standard normal) or uint8 (0..255)")
+      ->check(CLI::IsMember({"float32", "uint8"}))
+      ->capture_default_str();
+  synth->add_option("--classes", args->synth.classes, "Labels uniform in [0, classes)")->capture_default_str();
+  synth->add_option("--vocab", args->synth.vocab,
+                    "Token sequences instead: inputs and labels [N, context] uint8 in [0, vocab), labels the next "
+                    "tokens (at most 256)");
+  synth->add_option("--context", args->synth.context, "Tokens per sample with --vocab")->capture_default_str();
+  synth->add_option("--seed", args->synth.seed, "Random seed (the same seed writes the same file)")
+      ->capture_default_str();
+  synth->callback(on_main([](const DataArgs& a) {
+    data::write_synthetic(a.synth, a.out);
+    std::cout << "wrote " << a.out << "\n";
+  }));
+
+  auto* text = data->add_subcommand(
+      "import-text", "Turn text files into byte-level token sequences: 'inputs' [N, context] and 'labels' [N, "
+                     "context] (the next byte of each position), uint8, vocabulary 256");
+  text->add_option("FILES", args->files, "Text files, concatenated in this order")->required();
+  text->add_option("--out,-o", args->out, "Output .h5 file")->required();
+  text->add_option("--context", args->synth.context, "Tokens per sample")->capture_default_str();
+  text->add_option("--stride", args->stride, "Bytes between the starts of two samples (default: the context)");
+  text->footer("Train the gpt model on it with data.inputs = \"inputs\", data.targets = \"labels\",\n"
+               "model.options.vocab = 256 and model.options.context equal to --context.");
+  text->callback(on_main([](const DataArgs& a) {
+    const auto n = data::import_text(a.files, a.out, a.synth.context, a.stride > 0 ? a.stride : a.synth.context);
+    std::cout << "wrote " << a.out << " (" << n << " sequences of " << a.synth.context << " tokens)\n";
+  }));
 }
 
 }  // namespace dpt::cli

@@ -216,4 +216,19 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
   return out.str();
 }
 
+void write_dataset(hid_t file, const std::string& name, const std::vector<std::int64_t>& dims, hid_t stored_type,
+                   hid_t memory_type, const void* data, const std::string& path, std::int64_t chunk_rows) {
+  const std::vector<hsize_t> shape(dims.begin(), dims.end());
+  std::vector<hsize_t> chunk = shape;
+  chunk[0] = std::min<hsize_t>(shape[0], static_cast<hsize_t>(chunk_rows));
+  const std::string what = "writing dataset '" + name + "' to " + path;
+  const Id space(check(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), what), H5Sclose);
+  const Id create(check(H5Pcreate(H5P_DATASET_CREATE), what), H5Pclose);
+  check(H5Pset_chunk(create.get(), static_cast<int>(chunk.size()), chunk.data()), what);
+  const Id dataset(
+      check(H5Dcreate2(file, name.c_str(), stored_type, space.get(), H5P_DEFAULT, create.get(), H5P_DEFAULT), what),
+      H5Dclose);
+  check(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), what);
+}
+
 }  // namespace dpt::data::hdf5

@@ -54,6 +54,12 @@ Id open_file(const std::string& path, const std::string& missing_hint);
 // HDF5 has written it out completely, so out_path is never half written; the temporary is removed on failure.
 void write_file_atomically(const std::string& out_path, const std::function<void(hid_t file)>& write);
 
+// Writes dataset `name` [dims] of `stored_type` (e.g. H5T_STD_U8LE) from `data` in `memory_type`, in uncompressed
+// chunks of `chunk_rows` samples: shuffled training reads single samples, and a compressed chunk would have to be
+// inflated whole for each. `path` names the file in errors.
+void write_dataset(hid_t file, const std::string& name, const std::vector<std::int64_t>& dims, hid_t stored_type,
+                   hid_t memory_type, const void* data, const std::string& path, std::int64_t chunk_rows);
+
 // Full paths ("/images", "/group/x") of every dataset in the file, in name order.
 std::vector<std::string> list_datasets(hid_t file);
 

@@ -225,8 +225,8 @@ Dataset open_validated(hid_t file, const std::string& path, const std::string& n
     if (is_targets) {
       DPT_CHECK(H5Tget_class(type.get()) == H5T_INTEGER, where, " holds ", info.dtype,
                 " values; targets must be integer class labels: point data targets at the label dataset");
-      DPT_CHECK(info.shape.size() == 1, where, " has shape ", hdf5::shape_string(info.shape),
-                "; targets must be 1-D [N]: point data targets at the label dataset");
+      DPT_CHECK(!info.shape.empty(), where, " is a scalar; targets must be [N] class labels or [N, ...] (e.g. [N, T] "
+                "next tokens): point data targets at the label dataset");
       dataset.memory = {H5T_NATIVE_INT64, at::kLong};
     } else {
       DPT_CHECK(input_memory_type(type.get(), &dataset.memory), where, " holds ", info.dtype,
@@ -249,8 +249,9 @@ Dataset open_validated(hid_t file, const std::string& path, const std::string& n
                             dataset.conversion_buffer.data(), nullptr),
               "cannot set the type conversion buffer");
   const std::int64_t rows = dataset.info.shape[0];
-  if (is_targets && rows * static_cast<std::int64_t>(sizeof(std::int64_t)) <= kResidentBytes) {
-    at::Tensor whole = at::empty({rows}, at::kLong);
+  if (is_targets &&
+      rows * dataset.sample_elements * static_cast<std::int64_t>(sizeof(std::int64_t)) <= kResidentBytes) {
+    at::Tensor whole = at::empty({rows * dataset.sample_elements}, at::kLong);
     dataset.read_run({0, rows}, whole.data_ptr(), path, -1);
     dataset.resident = whole;
   }
@@ -292,6 +293,12 @@ void check_same_samples(const FilePart& first, const FilePart& part) {
   const auto sample = [](const FilePart& p) {
     return std::vector<std::int64_t>(p.inputs.info.shape.begin() + 1, p.inputs.info.shape.end());
   };
+  const auto target = [](const FilePart& p) {
+    return std::vector<std::int64_t>(p.targets.info.shape.begin() + 1, p.targets.info.shape.end());
+  };
+  DPT_CHECK(target(part) == target(first), "dataset '", part.targets.name, "' in HDF5 file ", part.path,
+            " has targets of shape ", hdf5::shape_string(target(part)), " but in ", first.path, " of shape ",
+            hdf5::shape_string(target(first)), ": all files of one split must hold targets of the same shape");
   DPT_CHECK(sample(part) == sample(first), "dataset '", part.inputs.name, "' in HDF5 file ", part.path,
             " has samples of shape ", hdf5::shape_string(sample(part)), " but in ", first.path, " of shape ",
             hdf5::shape_string(sample(first)), ": all files of one split must hold samples of the same shape");
@@ -381,7 +388,11 @@ SampleBatch Hdf5Source::read_sorted(const std::vector<std::int64_t>& sorted_indi
   const auto sample = sample_shape();
   shape.insert(shape.end(), sample.begin(), sample.end());
   const Dataset& first_inputs = impl_->parts.front().inputs;
-  SampleBatch batch{at::empty(shape, first_inputs.memory.torch), at::empty({n}, at::kLong)};
+  const auto& target_shape = impl_->parts.front().targets.info.shape;
+  std::vector<std::int64_t> targets_shape{n};
+  targets_shape.insert(targets_shape.end(), target_shape.begin() + 1, target_shape.end());
+  const std::int64_t target_elements = impl_->parts.front().targets.sample_elements;
+  SampleBatch batch{at::empty(shape, first_inputs.memory.torch), at::empty(targets_shape, at::kLong)};
   auto* inputs = static_cast<char*>(batch.inputs.data_ptr());
   auto* targets = batch.targets.data_ptr<std::int64_t>();
   const std::int64_t sample_bytes =
@@ -390,7 +401,7 @@ SampleBatch Hdf5Source::read_sorted(const std::vector<std::int64_t>& sorted_indi
     part.inputs.read_run(local, inputs, part.path, part.raw_fd());
     part.targets.read_run(local, targets, part.path, part.raw_fd());
     inputs += local.length * sample_bytes;
-    targets += local.length;
+    targets += local.length * target_elements;
   });
   return batch;
 }

@@ -1,4 +1,5 @@
-// Hdf5Source: samples from two datasets (inputs [N, ...] and integer targets [N]) of one or many HDF5 files.
+// Hdf5Source: samples from two datasets (inputs [N, ...] and integer targets [N] or [N, ...]) of one or many HDF5
+// files.
 #pragma once
 
 #include <memory>

@@ -40,20 +40,7 @@ std::uint32_t big_endian_u32(const std::uint8_t* p) {
 
 void write_uint8_dataset(hid_t file, const std::string& name, const std::vector<std::int64_t>& dims,
                          const std::vector<std::uint8_t>& data, const std::string& path) {
-  const std::vector<hsize_t> shape(dims.begin(), dims.end());
-  std::vector<hsize_t> chunk = shape;
-  chunk[0] = std::min<hsize_t>(shape[0], kIdxChunkSamples);
-  const std::string what = "writing dataset '" + name + "' to " + path;
-  const hdf5::Id space(hdf5::check(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), what),
-                       H5Sclose);
-  const hdf5::Id create(hdf5::check(H5Pcreate(H5P_DATASET_CREATE), what), H5Pclose);
-  // Uncompressed: shuffled training reads single samples, and a compressed chunk must be inflated whole for each.
-  hdf5::check(H5Pset_chunk(create.get(), static_cast<int>(chunk.size()), chunk.data()), what);
-  const hdf5::Id dataset(hdf5::check(H5Dcreate2(file, name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT,
-                                                create.get(), H5P_DEFAULT),
-                                     what),
-                         H5Dclose);
-  hdf5::check(H5Dwrite(dataset.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), what);
+  hdf5::write_dataset(file, name, dims, H5T_STD_U8LE, H5T_NATIVE_UINT8, data.data(), path, kIdxChunkSamples);
 }
 
 // Finds `stem`.gz or `stem` in dir.

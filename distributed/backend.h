@@ -30,6 +30,9 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual std::string name() const = 0;
+  // The name and how it reaches the ranks, for the run's banner (e.g. the MPI backend's all-reduce path and the
+  // ranks' nodes).
+  virtual std::string describe() const { return name(); }
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
 

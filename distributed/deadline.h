@@ -1,8 +1,13 @@
-// Deadlines and polling with back-off, shared by the stores and the MPI exchange: every wait of theirs is bounded.
+// Deadlines, polling with back-off and poll() on a socket, shared by the stores, the MPI exchange and the peer probe:
+// every wait of theirs is bounded.
 #pragma once
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <limits>
 #include <thread>
 
 namespace dpt::distributed::detail {
@@ -23,6 +28,24 @@ bool poll_until(Clock::time_point deadline, Ready&& ready) {
     if (Clock::now() >= deadline) return false;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(10000));
+  }
+}
+
+// Milliseconds from now to `deadline` for poll(), rounded up so that a wait never ends just before it.
+inline int millis_until(Clock::time_point deadline) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, std::numeric_limits<int>::max()));
+}
+
+// poll() on one descriptor until `events` or the deadline: true when ready (or in error, which the next call
+// on it reports).
+inline bool wait_for(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int rc = ::poll(&p, 1, millis_until(deadline));
+    if (rc > 0) return true;
+    if (rc == 0) return false;
+    if (errno != EINTR) return true;
   }
 }
 

@@ -32,6 +32,11 @@ std::vector<ConfigKey> config_keys() {
       text("ddp.backend", "auto", "gradient backend: auto (nccl for a CUDA model, mpi for a CPU one), mpi or nccl",
            {"auto", "mpi", "nccl"}),
       number("ddp.timeout_s", 300.0, 1e-3, 1e9, "a collective that takes longer ends the job with an error"),
+      text("ddp.allreduce", "auto",
+           "MPI all-reduce path: auto (shm on one node, hierarchical across nodes with several ranks on a node, "
+           "else mpi), mpi (one flat MPI_Allreduce), shm (one node only) or hierarchical (shared memory within "
+           "each node, MPI between one leader per node)",
+           allreduce_path_names()),
       number("ddp.shared_memory_mb", 16.0, 0.0, 1e6,
              "MPI ranks on one node all-reduce through two buffers of this many MiB each in /dev/shm (0: MPI_Allreduce)"),
   };
@@ -49,9 +54,10 @@ at::Device model_device(const std::string& wanted, int local_rank) {
 
 namespace {
 
-std::shared_ptr<MpiBackend> make_mpi(const Runtime& runtime, double timeout_s, double shared_memory_mb) {
+std::shared_ptr<MpiBackend> make_mpi(const Runtime& runtime, double timeout_s, double shared_memory_mb,
+                                     AllreducePath path) {
   auto backend = std::make_shared<MpiBackend>(MPI_COMM_WORLD, timeout_s,
-                                              static_cast<std::size_t>(shared_memory_mb * 1024 * 1024));
+                                              static_cast<std::size_t>(shared_memory_mb * 1024 * 1024), path);
   if (runtime.is_main() && !backend->shared_memory_unavailable().empty()) {
     std::cerr << "dptrain: warning: all-reduces go through MPI, slower than through shared memory: "
               << backend->shared_memory_unavailable() << std::endl;
@@ -67,6 +73,9 @@ BackendOptions BackendOptions::from_config(const Config& config) {
   o.backend = config.get_string("ddp.backend");
   o.timeout_s = config.get_float("ddp.timeout_s");
   o.shared_memory_mb = config.get_float("ddp.shared_memory_mb");
+  o.allreduce = config.get_string("ddp.allreduce");
+  DPT_CHECK(o.shared_memory_mb > 0 || o.allreduce != "shm", "ddp.allreduce = \"shm\" all-reduces through shared ",
+            "memory, but ddp.shared_memory_mb = 0 turns it off: give it some MiB (default 16), or use auto or mpi");
   return o;
 }
 
@@ -85,11 +94,12 @@ Backends make_backends(const Runtime& runtime, const BackendOptions& options) {
   }
   const double timeout_s = options.timeout_s;
   if (!cuda) {
-    out.control = out.gradients = make_mpi(runtime, timeout_s, options.shared_memory_mb);
+    out.control = out.gradients =
+        make_mpi(runtime, timeout_s, options.shared_memory_mb, allreduce_path_from_name(options.allreduce));
     return out;
   }
   // Control messages are a few bytes each: MPI_Allreduce is what fits them, no shared-memory buffers.
-  out.control = make_mpi(runtime, timeout_s, 0.0);
+  out.control = make_mpi(runtime, timeout_s, 0.0, AllreducePath::Mpi);
 #ifdef DPTRAIN_HAS_NCCL
   // On rank 0 the store hosts the server the others read the NCCL id from: it lives until the backend is made.
   const auto store = rendezvous_store(runtime, timeout_s);

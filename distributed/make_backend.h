@@ -35,6 +35,7 @@ struct BackendOptions {
   std::string backend = "auto";    // ddp.backend: auto, mpi or nccl
   double timeout_s = 300.0;        // ddp.timeout_s
   double shared_memory_mb = 16.0;  // ddp.shared_memory_mb (0: MPI_Allreduce)
+  std::string allreduce = "auto";  // ddp.allreduce: auto | mpi | shm | hierarchical
 
   static BackendOptions from_config(const Config& config);
 };

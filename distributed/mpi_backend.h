@@ -1,5 +1,6 @@
 // MpiBackend: collectives over MPI on host tensors, issued in submission order by one communication thread;
-// all-reduces through shared memory when every rank runs on one node.
+// all-reduces through shared memory when every rank runs on one node, hierarchically across nodes (shared memory
+// within each node, MPI between one leader per node).
 #pragma once
 
 #include <cstddef>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <mpi.h>
 
@@ -14,21 +16,41 @@
 
 namespace dpt::distributed {
 
+// How the MPI backend all-reduces: Auto picks Shm when every rank runs on one node, Hierarchical when the ranks
+// span nodes and some node has several, else Mpi (one flat MPI_Allreduce).
+enum class AllreducePath { Auto, Mpi, Shm, Hierarchical };
+
+// "auto", "mpi", "shm", "hierarchical" (ddp.allreduce).
+const std::vector<std::string>& allreduce_path_names();
+AllreducePath allreduce_path_from_name(const std::string& name);
+std::string name_of(AllreducePath path);
+
 class MpiBackend final : public Backend {
  public:
   // Duplicates `comm` (collective over it). A wait() longer than timeout_s throws a dpt::Error naming the
-  // collective, so a dead or diverged rank ends the job instead of hanging it. With every rank on one node,
-  // all-reduces go through 2 x shared_memory_bytes of shared memory per rank (ShmAllreduce; 0: MPI_Allreduce).
+  // collective and what the other ranks are doing: those of this node from the progress board, those on other
+  // nodes by asking them over TCP (PeerProbe), so that a cut link or a dead host is named. Shared-memory
+  // all-reduces use 2 x shared_memory_bytes per rank (ShmAllreduce; 0: none, MPI_Allreduce). `node` holds the
+  // ranks of `comm` that share this rank's node; MPI_COMM_NULL: as the launcher placed them
+  // (MPI_COMM_TYPE_SHARED). A forced path that cannot work here (Shm across nodes) is an error.
   explicit MpiBackend(MPI_Comm comm = MPI_COMM_WORLD, double timeout_s = 300.0,
-                      std::size_t shared_memory_bytes = kDefaultSharedMemoryBytes);
+                      std::size_t shared_memory_bytes = kDefaultSharedMemoryBytes,
+                      AllreducePath path = AllreducePath::Auto, MPI_Comm node = MPI_COMM_NULL);
   ~MpiBackend() override;
 
   static constexpr std::size_t kDefaultSharedMemoryBytes = std::size_t{16} << 20;
 
   std::string name() const override { return "mpi"; }
+  // "mpi (hierarchical all-reduce; 4 ranks on 2 nodes (node0: ranks 0-1; node1: ranks 2-3))".
+  std::string describe() const override;
   // Whether all-reduces go through shared memory; when they were asked to and cannot, why not.
   bool uses_shared_memory() const;
   const std::string& shared_memory_unavailable() const { return shared_memory_unavailable_; }
+  // The path all-reduces take (never Auto), and the ranks' placement, e.g. "4 ranks on 2 nodes (node0: ranks
+  // 0-1; node1: ranks 2-3)".
+  AllreducePath allreduce_path() const;
+  int nodes() const;
+  std::string placement() const;
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
   std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op) override;

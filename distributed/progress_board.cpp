@@ -28,6 +28,22 @@ std::string describe(std::uint64_t number, const std::string& what) {
 
 }  // namespace
 
+std::string progress_clause(const std::string& who, const CollectiveProgress& other, std::uint64_t blocking,
+                            const std::string& blocking_what, std::uint64_t number) {
+  if (other.started == 0) return who + " has not started any collective";
+  if (other.started < blocking) {
+    return who + " has not reached " + (blocking == number ? "it" : "#" + std::to_string(blocking)) +
+           " (its last: " + describe(other.started, other.what) +
+           (other.finished >= other.started ? ", finished)" : ", still running)");
+  }
+  if (other.started > blocking) return who + " is past it, in " + describe(other.started, other.what);
+  if (other.what != blocking_what) {
+    return who + "'s collective #" + std::to_string(blocking) + " is " + other.what +
+           ": the ranks issued different collectives";
+  }
+  return who + (other.finished >= blocking ? " has finished it" : " is in it too");
+}
+
 std::unique_ptr<ProgressBoard> ProgressBoard::create(MPI_Comm comm, MPI_Comm node) {
   int rank = 0;
   int world_size = 1;
@@ -78,7 +94,7 @@ ProgressBoard::Snapshot ProgressBoard::read(int index) const {
   return snapshot;
 }
 
-std::string ProgressBoard::whereabouts(std::uint64_t number, const std::string& what) const {
+std::string ProgressBoard::whereabouts(std::uint64_t number, const std::string& what, bool others_accounted) const {
   std::string text;
   const auto add = [&](const std::string& clause) { text += (text.empty() ? "" : "; ") + clause; };
   // The collective that holds this rank up: an earlier one when its communication thread is still in it.
@@ -92,25 +108,11 @@ std::string ProgressBoard::whereabouts(std::uint64_t number, const std::string& 
   }
   for (int index = 0; index < static_cast<int>(ranks_.size()); ++index) {
     if (index == slot_) continue;
-    const Snapshot other = read(index);
-    const std::string rank = "rank " + std::to_string(ranks_[static_cast<std::size_t>(index)]);
-    if (other.started == 0) {
-      add(rank + " has not started any collective");
-    } else if (other.started < blocking) {
-      add(rank + " has not reached " + (blocking == number ? "it" : "#" + std::to_string(blocking)) +
-          " (its last: " + describe(other.started, other.what) +
-          (other.finished >= other.started ? ", finished)" : ", still running)"));
-    } else if (other.started > blocking) {
-      add(rank + " is past it, in " + describe(other.started, other.what));
-    } else if (other.what != blocking_what) {
-      add(rank + "'s collective #" + std::to_string(blocking) + " is " + other.what +
-          ": the ranks issued different collectives");
-    } else {
-      add(rank + (other.finished >= blocking ? " has finished it" : " is in it too"));
-    }
+    add(progress_clause("rank " + std::to_string(ranks_[static_cast<std::size_t>(index)]), read(index), blocking,
+                        blocking_what, number));
   }
   const auto elsewhere = world_size_ - static_cast<int>(ranks_.size());
-  if (elsewhere > 0) add(std::to_string(elsewhere) + " rank(s) on other nodes cannot be seen from this one");
+  if (elsewhere > 0 && !others_accounted) add(std::to_string(elsewhere) + " rank(s) on other nodes cannot be seen from this one");
   return text;
 }
 

@@ -14,6 +14,20 @@
 
 namespace dpt::distributed {
 
+// Where one rank's communication thread is: the last collective it started, the last it finished (numbers 1, 2, ...
+// in issue order, the same on every rank), and what the started one is.
+struct CollectiveProgress {
+  std::uint64_t started = 0;
+  std::uint64_t finished = 0;
+  std::string what;
+};
+
+// One clause of a timeout's account, for `who` ("rank 1", "rank 3 on node1") while this rank waits on collective
+// `blocking` (`blocking_what`) on behalf of collective `number`, e.g. "rank 1 has not reached it (its last: #811,
+// allgather of 64 bytes per rank, finished)".
+std::string progress_clause(const std::string& who, const CollectiveProgress& other, std::uint64_t blocking,
+                            const std::string& blocking_what, std::uint64_t number);
+
 class ProgressBoard {
  public:
   // Collective over `comm`. `node` holds the ranks of `comm` that share this rank's node, this rank included
@@ -25,16 +39,12 @@ class ProgressBoard {
   void started(std::uint64_t number, const std::string& what);
   void finished(std::uint64_t number);
 
-  // For a timeout of this rank's collective `number` (`what`): what the ranks are doing, one clause per rank,
-  // e.g. "rank 1 has not reached it (its last: #811, allgather of 64 bytes per rank, finished)".
-  std::string whereabouts(std::uint64_t number, const std::string& what) const;
+  // For a timeout of this rank's collective `number` (`what`): what the ranks of this node are doing, one
+  // clause per rank (progress_clause), and, unless `others_accounted`, how many ranks on other nodes it cannot see.
+  std::string whereabouts(std::uint64_t number, const std::string& what, bool others_accounted = false) const;
 
  private:
-  struct Snapshot {
-    std::uint64_t started = 0;
-    std::uint64_t finished = 0;
-    std::string what;
-  };
+  using Snapshot = CollectiveProgress;
 
   ProgressBoard(std::unique_ptr<NodeSegment> segment, int slot, std::vector<int> ranks, int world_size)
       : segment_(std::move(segment)), slot_(slot), ranks_(std::move(ranks)), world_size_(world_size) {}

@@ -1,14 +1,10 @@
 // rendezvous_store: the environment's store, or a TcpStore that rank 0 hosts on an address MPI announces.
 #include "distributed/rendezvous.h"
 
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netinet/in.h>
-
 #include <cstdlib>
 
 #include "core/check.h"
+#include "distributed/host_address.h"
 #include "distributed/mpi_exchange.h"
 #include "distributed/tcp_store.h"
 
@@ -20,24 +16,9 @@ std::string env(const char* name) {
   return value ? value : "";
 }
 
-// The address the ranks on other nodes connect to: the first IPv4 address of an interface that is up and is not
-// a loopback. Read from the interfaces, not from resolving the host name, which needs a name server and may
-// answer with a loopback address.
+// The address the ranks on other nodes connect to.
 std::string reachable_address() {
-  ifaddrs* interfaces = nullptr;
-  DPT_CHECK(::getifaddrs(&interfaces) == 0, "cannot list this machine's network interfaces to host the rendezvous ",
-            "store: set DPTRAIN_STORE=tcp://ADDRESS:PORT with an address of rank 0 that every rank reaches");
-  std::string found;
-  for (const ifaddrs* i = interfaces; i && found.empty(); i = i->ifa_next) {
-    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
-        (i->ifa_flags & IFF_LOOPBACK)) {
-      continue;
-    }
-    char text[INET_ADDRSTRLEN] = {0};
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, text, sizeof(text));
-    found = text;
-  }
-  ::freeifaddrs(interfaces);
+  const std::string found = first_ipv4_address();
   DPT_CHECK(!found.empty(), "rank 0 has no network interface other than the loopback, but the ranks run on several ",
             "nodes: set DPTRAIN_STORE=tcp://ADDRESS:PORT with an address of rank 0 that every rank reaches");
   return found;

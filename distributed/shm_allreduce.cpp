@@ -59,6 +59,18 @@ void ShmAllreduce::barrier() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
+// A piece's first synchronisation: the caller's meet for the first piece, a barrier for the others.
+void ShmAllreduce::sync(bool& met, const std::function<void()>& meet) {
+  if (met) {
+    barrier();
+    return;
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  meet();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  met = true;
+}
+
 void ShmAllreduce::sum(const at::Tensor& tensor, const std::function<void()>& meet) {
   const auto element = static_cast<std::int64_t>(tensor.element_size());
   const std::int64_t per_piece = static_cast<std::int64_t>(buffer_bytes_) / element;
@@ -76,14 +88,7 @@ void ShmAllreduce::sum(const at::Tensor& tensor, const std::function<void()>& me
     for (int k = 0; k < ranks_; ++k) {
       if (k != rank_) std::memcpy(buffer(rank_, parity_) + begin(k) * element, piece + begin(k) * element, bytes(k));
     }
-    if (met) {
-      barrier();
-    } else {
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      meet();
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      met = true;
-    }
+    sync(met, meet);
     at::Tensor mine = slice(piece);
     at::Tensor total = widen ? mine.to(at::kFloat) : mine;
     for (int k = 0; k < ranks_; ++k) {
@@ -95,6 +100,21 @@ void ShmAllreduce::sum(const at::Tensor& tensor, const std::function<void()>& me
     for (int k = 0; k < ranks_; ++k) {
       if (k != rank_) std::memcpy(piece + begin(k) * element, buffer(k, parity_) + begin(k) * element, bytes(k));
     }
+    parity_ ^= 1;
+  }
+}
+
+// One barrier a piece: root writes piece i + 2 into the buffer of piece i only after every rank has met it at
+// piece i + 1, that is after each has copied piece i out.
+void ShmAllreduce::broadcast(const at::Tensor& tensor, int root, const std::function<void()>& meet) {
+  auto* data = static_cast<char*>(tensor.data_ptr());
+  const std::size_t total = tensor.nbytes();
+  bool met = false;
+  for (std::size_t first = 0; first < total; first += buffer_bytes_) {
+    const std::size_t bytes = std::min(buffer_bytes_, total - first);
+    if (rank_ == root) std::memcpy(buffer(root, parity_), data + first, bytes);
+    sync(met, meet);
+    if (rank_ != root) std::memcpy(data + first, buffer(root, parity_), bytes);
     parity_ ^= 1;
   }
 }

@@ -1,4 +1,4 @@
-// ShmAllreduce: the MPI backend's all-reduce when every rank runs on one node. The ranks map one shared-memory
+// ShmAllreduce: the MPI backend's all-reduce when every rank runs on one node (and its in-node stages across nodes). The ranks map one shared-memory
 // object, a segment each; a rank sums its slice of the tensor by reading the other ranks' segments directly and
 // copies the other slices' results from their owners, with no transport copy and no system call in between.
 #pragma once
@@ -35,9 +35,14 @@ class ShmAllreduce {
   // contribution is visible to the others; it must return only when every rank has called it (a barrier).
   void sum(const at::Tensor& tensor, const std::function<void()>& meet);
 
+  // Copies rank `root`'s contiguous host tensor (any dtype) to the others, through root's buffers. Collective, as
+  // sum(); `meet` is called once root's first piece is visible and must return only when every rank has called it.
+  void broadcast(const at::Tensor& tensor, int root, const std::function<void()>& meet);
+
  private:
   ShmAllreduce(MPI_Comm comm, std::unique_ptr<NodeSegment> segment, int ranks, std::size_t buffer_bytes);
   void barrier();
+  void sync(bool& met, const std::function<void()>& meet);
   char* buffer(int rank, int parity) const;
 
   MPI_Comm comm_;

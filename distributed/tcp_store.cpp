@@ -29,6 +29,8 @@ namespace dpt::distributed {
 namespace {
 
 using detail::Clock;
+using detail::millis_until;
+using detail::wait_for;
 
 enum Code : std::uint8_t { kSet = 1, kGet = 2, kWait = 3, kOk = 100, kMissing = 101 };
 
@@ -89,24 +91,6 @@ bool decode(const char* p, std::size_t n, Message& m) {
 }
 
 std::string errno_text(int error) { return std::strerror(error); }
-
-// Milliseconds from now to `deadline` for poll(), rounded up so that a wait never ends just before it.
-int millis_until(Clock::time_point deadline) {
-  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return static_cast<int>(std::clamp<long long>(left, 0, std::numeric_limits<int>::max()));
-}
-
-// poll() on one descriptor until `events` or the deadline: true when ready (or in error, which the next call
-// on it reports).
-bool wait_for(int fd, short events, Clock::time_point deadline) {
-  for (;;) {
-    pollfd p{fd, events, 0};
-    const int rc = ::poll(&p, 1, millis_until(deadline));
-    if (rc > 0) return true;
-    if (rc == 0) return false;
-    if (errno != EINTR) return true;
-  }
-}
 
 using AddrInfo = std::unique_ptr<addrinfo, decltype(&freeaddrinfo)>;
 

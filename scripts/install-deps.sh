@@ -12,6 +12,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev
   dataset-fashion-mnist
   python3-torch python3-h5py python3-numpy
+  python3-matplotlib
   python3-venv prometheus
   slurmctld slurmd slurm-client munge
   openssh-server openssh-client iproute2  # tests/multinode: sshd in each namespace host, ip and tc

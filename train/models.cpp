@@ -4,7 +4,9 @@
 #include <torch/nn/functional.h>
 
 #include "core/check.h"
+#include "train/gpt.h"
 #include "train/model_registry.h"
+#include "train/resnet.h"
 
 namespace dpt::train {
 
@@ -58,6 +60,37 @@ void register_builtin_models(ModelRegistry& registry) {
         return torch::nn::AnyModule(Mlp(o));
       },
       "flatten - FC hidden - ReLU - FC classes (options: inputs, hidden, num_classes)");
+  const auto resnet = [](std::vector<std::int64_t> blocks, bool bottleneck, bool imagenet_stem) {
+    return [=](const nlohmann::json& options) {
+      ResNetOptions o;
+      o.blocks = blocks;
+      o.bottleneck = bottleneck;
+      o.imagenet_stem = model_option(options, "imagenet_stem", std::int64_t{imagenet_stem}) != 0;
+      o.in_channels = model_option(options, "in_channels", o.in_channels);
+      o.num_classes = model_option(options, "num_classes", o.num_classes);
+      o.width = model_option(options, "width", o.width);
+      return torch::nn::AnyModule(ResNet(o));
+    };
+  };
+  registry.add("resnet18", resnet({2, 2, 2, 2}, false, false),
+               "ResNet-18, CIFAR stem (3x3 conv, no pooling), BatchNorm; 11.2M parameters at width 64 (options: "
+               "in_channels, num_classes, width, imagenet_stem = 0|1)");
+  registry.add("resnet50", resnet({3, 4, 6, 3}, true, true),
+               "ResNet-50, ImageNet stem (7x7/2 conv, 3x3/2 max-pool), bottleneck blocks, BatchNorm; 23.5M "
+               "parameters at width 64 and 10 classes (options: in_channels, num_classes, width, imagenet_stem)");
+  registry.add(
+      "gpt",
+      [](const nlohmann::json& options) {
+        GptOptions o;
+        o.vocab = model_option(options, "vocab", o.vocab);
+        o.context = model_option(options, "context", o.context);
+        o.layers = model_option(options, "layers", o.layers);
+        o.heads = model_option(options, "heads", o.heads);
+        o.width = model_option(options, "width", o.width);
+        return torch::nn::AnyModule(Gpt(o));
+      },
+      "GPT-2-style decoder: causal self-attention, tied embeddings, [B, T] tokens -> [B, T, vocab] logits "
+      "(options: vocab, context, layers, heads, width; 3.3M parameters by default, layers 6 width 384: 10.8M)");
 }
 
 }  // namespace dpt::train

@@ -232,7 +232,7 @@ struct Trainer::Impl {
     for (const auto& p : run->params) numel += p.numel();
     const auto& sampler = run->train_loader->sampler();
     runtime.out() << "dptrain: run " << state.run_id << " | " << control.world_size() << " rank(s) via "
-                  << runtime.launcher() << ", backend " << gradients.name() << ", " << runtime.threads()
+                  << runtime.launcher() << ", backend " << gradients.describe() << ", " << runtime.threads()
                   << " thread(s)/rank" << (runtime.pinned_cpus().empty() ? "" : " on its own CPUs") << " | model "
                   << options().model << " (" << numel << " parameters) on " << run->device.str() << " | "
                   << sampler.num_samples() << " samples, global batch " << sampler.global_batch_size() << ", "

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <functional>
 #include <ctime>
 #include <thread>
 #include <vector>
@@ -45,9 +46,8 @@ void expect_identical_on_every_rank(distributed::Backend& backend, const torch::
 
 class MpiAllreduce : public ::testing::TestWithParam<std::size_t> {};
 
-TEST_P(MpiAllreduce, SumsEveryDtypeExactlyAtAnySize) {
-  distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, GetParam());
-  EXPECT_EQ(backend.uses_shared_memory(), GetParam() > 0) << backend.shared_memory_unavailable();
+// Every dtype the backend reduces, at sizes that do not split evenly, each variant: exact, and the same on every rank.
+void expect_exact_sums(distributed::MpiBackend& backend) {
   const int world = backend.world_size();
   const std::vector<torch::ScalarType> dtypes = {torch::kFloat,  torch::kDouble, torch::kBFloat16, torch::kHalf,
                                                  torch::kByte,   torch::kChar,   torch::kInt,      torch::kLong};
@@ -69,20 +69,75 @@ TEST_P(MpiAllreduce, SumsEveryDtypeExactlyAtAnySize) {
   }
 }
 
+// `count` all-reduces submitted all at once, then waited for: the pieces of consecutive collectives reuse the two
+// buffers in turn.
+void expect_back_to_back_sums(distributed::MpiBackend& backend, int count, std::int64_t first_size) {
+  std::vector<torch::Tensor> tensors;
+  std::vector<std::shared_ptr<distributed::Work>> works;
+  for (int i = 0; i < count; ++i) {
+    tensors.push_back(contribution(first_size + 997 * i, backend.rank(), i, torch::kFloat));
+    works.push_back(backend.allreduce_overlapped(tensors.back(), distributed::ReduceOp::Sum));
+  }
+  for (int i = 0; i < count; ++i) {
+    works[i]->wait();
+    EXPECT_TRUE(torch::equal(tensors[i], expected_sum(first_size + 997 * i, backend.world_size(), i, torch::kFloat)))
+        << "collective " << i;
+  }
+}
+
+TEST_P(MpiAllreduce, SumsEveryDtypeExactlyAtAnySize) {
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, GetParam());
+  EXPECT_EQ(backend.uses_shared_memory(), GetParam() > 0) << backend.shared_memory_unavailable();
+  EXPECT_EQ(backend.allreduce_path(), distributed::AllreducePath::Shm);
+  expect_exact_sums(backend);
+}
+
+// The ranks as if on two nodes (the even ones and the odd ones: nodes of unequal size, ranks not in node order):
+// MPI_COMM_SPLIT by rank % 2 stands in for the launcher's placement, the collectives are real.
+MPI_Comm even_and_odd_nodes() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, rank % 2, rank, &node);
+  return node;
+}
+
+// Hierarchical: the nodes' sums in shared memory (or MPI within the node without it), the leaders' over MPI, the
+// result broadcast in the node: exact for every dtype, identical everywhere, across many back-to-back collectives
+// that reuse the buffers in turn; chosen by auto for ranks on several nodes; placement names the nodes.
+TEST_P(MpiAllreduce, HierarchicalAcrossNodesSumsExactly) {
+  MPI_Comm node = even_and_odd_nodes();
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, GetParam(), distributed::AllreducePath::Auto, node);
+  MPI_Comm_free(&node);
+  const int world = backend.world_size();
+  EXPECT_EQ(backend.nodes(), 2);
+  EXPECT_EQ(backend.allreduce_path(),
+            world > 2 ? distributed::AllreducePath::Hierarchical : distributed::AllreducePath::Mpi);
+  EXPECT_THAT(backend.describe(), ::testing::HasSubstr(std::to_string(world) + " ranks on 2 nodes ("));
+  EXPECT_THAT(backend.describe(), ::testing::HasSubstr(world > 2 ? "ranks 0, 2" : "ranks 0"));
+  expect_exact_sums(backend);
+  expect_back_to_back_sums(backend, 20, 3000);
+}
+
+TEST(MpiAllreduceHierarchical, ForcedOnOneNodeEqualsSharedMemoryAndShmAcrossNodesIsRefused) {
+  distributed::MpiBackend forced(MPI_COMM_WORLD, 60.0, kSmallBuffer, distributed::AllreducePath::Hierarchical);
+  EXPECT_EQ(forced.nodes(), 1);
+  expect_exact_sums(forced);
+  MPI_Comm node = even_and_odd_nodes();
+  std::string message;
+  try {
+    distributed::MpiBackend shm(MPI_COMM_WORLD, 60.0, kSmallBuffer, distributed::AllreducePath::Shm, node);
+  } catch (const Error& e) {
+    message = e.message();
+  }
+  MPI_Comm_free(&node);
+  EXPECT_THAT(message, ::testing::HasSubstr("ddp.allreduce = \"shm\" needs every rank on one node, but the"));
+}
+
 TEST_P(MpiAllreduce, AveragesAndKeepsOrderAcrossManyCollectives) {
   distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, GetParam());
   const int world = backend.world_size();
-  // Submitted all at once, then waited for: the pieces of consecutive collectives reuse the two buffers in turn.
-  std::vector<torch::Tensor> tensors;
-  std::vector<std::shared_ptr<distributed::Work>> works;
-  for (int i = 0; i < 40; ++i) {
-    tensors.push_back(contribution(1000 + 997 * i, backend.rank(), i, torch::kFloat));
-    works.push_back(backend.allreduce_overlapped(tensors.back(), distributed::ReduceOp::Sum));
-  }
-  for (int i = 0; i < 40; ++i) {
-    works[i]->wait();
-    EXPECT_TRUE(torch::equal(tensors[i], expected_sum(1000 + 997 * i, world, i, torch::kFloat))) << "collective " << i;
-  }
+  expect_back_to_back_sums(backend, 40, 1000);
   torch::Tensor avg = contribution(5000, backend.rank(), 1, torch::kDouble);
   backend.allreduce(avg, distributed::ReduceOp::Avg)->wait();
   EXPECT_TRUE(torch::allclose(avg, expected_sum(5000, world, 1, torch::kDouble) / world, 0, 1e-12));
@@ -118,12 +173,10 @@ TEST_P(MpiAllreduce, WaitingForALateRankCostsNoCpu) {
 
 // A collective that times out names the ranks that have not reached it and the last collective each of them ran
 // (the ranks post their progress in shared memory); when the others join later, the collective still completes.
-TEST_P(MpiAllreduce, ATimeoutNamesTheRanksThatHaveNotReachedIt) {
-  int thread_level = 0;
-  MPI_Query_thread(&thread_level);
-  ASSERT_EQ(thread_level, MPI_THREAD_MULTIPLE) << "the test meets on MPI_COMM_WORLD beside the backend's thread";
-  distributed::MpiBackend backend(MPI_COMM_WORLD, 1.0, GetParam());
-  const int world = backend.world_size();
+// Rank 0 all-reduces a second time while the other ranks hold back until its wait has timed out; `check` gets the
+// error's message and how long the wait took. Then the others join, and the collective completes on every rank.
+void time_out_on_rank_0(distributed::MpiBackend& backend,
+                        const std::function<void(const std::string&, std::chrono::steady_clock::duration)>& check) {
   torch::Tensor first = torch::ones({1000});
   backend.allreduce(first, distributed::ReduceOp::Sum)->wait();
   torch::Tensor late = torch::ones({10});
@@ -136,19 +189,44 @@ TEST_P(MpiAllreduce, ATimeoutNamesTheRanksThatHaveNotReachedIt) {
     } catch (const Error& e) {
       message = e.message();
     }
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
-    EXPECT_THAT(message, ::testing::HasSubstr("MPI allreduce of 40 bytes (collective #2) did not complete within 1 s"));
-    for (int r = 1; r < world; ++r) {
-      EXPECT_THAT(message, ::testing::HasSubstr("rank " + std::to_string(r) +
-                                                " has not reached it (its last: #1, allreduce of 4000 bytes, finished)"));
-    }
+    check(message, std::chrono::steady_clock::now() - start);
     MPI_Barrier(MPI_COMM_WORLD);  // tells the other ranks that the timeout has been seen
     work->wait();
   } else {
     MPI_Barrier(MPI_COMM_WORLD);
     backend.allreduce_overlapped(late, distributed::ReduceOp::Sum)->wait();
   }
-  EXPECT_TRUE(torch::equal(late, torch::full({10}, static_cast<float>(world))));
+  EXPECT_TRUE(torch::equal(late, torch::full({10}, static_cast<float>(backend.world_size()))));
+}
+
+TEST_P(MpiAllreduce, ATimeoutNamesTheRanksThatHaveNotReachedIt) {
+  int thread_level = 0;
+  MPI_Query_thread(&thread_level);
+  ASSERT_EQ(thread_level, MPI_THREAD_MULTIPLE) << "the test meets on MPI_COMM_WORLD beside the backend's thread";
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 1.0, GetParam());
+  time_out_on_rank_0(backend, [&](const std::string& message, std::chrono::steady_clock::duration took) {
+    EXPECT_LT(took, std::chrono::seconds(5));
+    EXPECT_THAT(message, ::testing::HasSubstr("MPI allreduce of 40 bytes (collective #2) did not complete within 1 s"));
+    for (int r = 1; r < backend.world_size(); ++r) {
+      EXPECT_THAT(message, ::testing::HasSubstr("rank " + std::to_string(r) +
+                                                " has not reached it (its last: #1, allreduce of 4000 bytes, finished)"));
+    }
+  });
+}
+
+// Across nodes, the rank that times out asks the ranks of the other node where they are (over TCP; here on the
+// loopback, as every rank shares this machine): they are named with their host and what they last ran.
+TEST(MpiAllreduceHierarchical, ATimeoutNamesTheRanksOnOtherNodes) {
+  MPI_Comm node = even_and_odd_nodes();
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 1.0, kSmallBuffer, distributed::AllreducePath::Auto, node);
+  MPI_Comm_free(&node);
+  time_out_on_rank_0(backend, [&](const std::string& message, std::chrono::steady_clock::duration took) {
+    EXPECT_LT(took, std::chrono::seconds(5)) << "the probe of the other node is bounded";
+    EXPECT_THAT(message, ::testing::HasSubstr("did not complete within 1 s"));
+    EXPECT_THAT(message, ::testing::HasSubstr("rank 1 on " + error_host() +
+                                              " has not reached it (its last: #1, allreduce of 4000 bytes, finished)"));
+    EXPECT_THAT(message, ::testing::Not(::testing::HasSubstr("cannot be seen")));
+  });
 }
 
 // The board's account of every other rank, from the progress each rank posts: not started, not reached, in it
