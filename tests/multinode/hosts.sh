@@ -24,7 +24,8 @@
 # The filesystem is shared: every host sees the caller's files except /dev/shm and /etc/hosts. The network is
 # private: a "switch" namespace holds a bridge, every host a veth pair into it (10.233.0.0/24); the machine's own
 # interfaces are never touched. Namespace holders die with the shell that made them (PR_SET_PDEATHSIG), and
-# hosts_up removes what an earlier, killed test left behind.
+# hosts_up removes what an earlier, killed test left behind. A TERM to the test's shell takes effect when its
+# current command returns (bash defers traps until then; every host_mpirun has a hard limit), Ctrl-C at once.
 
 hosts_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HOSTS_SUBNET=10.233.0
@@ -88,8 +89,8 @@ hosts_remove_cgroups() {
   local cgroup
   for cgroup in /sys/fs/cgroup/cpu/"$(basename "$1")".*; do
     [ -d "$cgroup" ] || continue
-    while read -r pid; do echo "$pid" > /sys/fs/cgroup/cpu/cgroup.procs; done < "$cgroup/cgroup.procs" 2> /dev/null
-    rmdir "$cgroup" 2> /dev/null
+    while read -r pid; do echo "$pid" > /sys/fs/cgroup/cpu/cgroup.procs || true; done < "$cgroup/cgroup.procs" 2> /dev/null
+    rmdir "$cgroup" 2> /dev/null || true
   done
   return 0
 }
@@ -104,6 +105,7 @@ hosts_holder() {
   setpriv --pdeathsig KILL unshare "${flags[@]}" sh -c "$2 && touch '$ready' && exec sleep infinity" \
     > "$HOSTS_DIR/$(basename "$ready" .ready).log" 2>&1 &
   local pid=$!
+  disown "$pid"  # hosts_down kills it; the shell need not report that
   local _
   for _ in $(seq 1 100); do
     [ -e "$ready" ] && { hosts_holder_pid=$pid; return 0; }
@@ -268,9 +270,8 @@ hosts_tbf_burst() {
 }
 
 link_unshape() {
-  nsenter -t "$HOSTS_SWITCH_PID" -n tc qdisc del dev "$(host_port "$1")" root 2> /dev/null
-  host_run "$1" tc qdisc del dev eth0 root 2> /dev/null
-  return 0
+  nsenter -t "$HOSTS_SWITCH_PID" -n tc qdisc del dev "$(host_port "$1")" root 2> /dev/null || true
+  host_run "$1" tc qdisc del dev eth0 root 2> /dev/null || true
 }
 
 host_cpu_limit() {
@@ -281,8 +282,11 @@ host_cpu_limit() {
   # A 10 ms period: the cap slows every step evenly, even steps of a few milliseconds.
   echo 10000 > "$cgroup/cpu.cfs_period_us"
   echo $((percent * 100)) > "$cgroup/cpu.cfs_quota_us" || { hosts_fail "cannot set a CPU quota in $cgroup"; return 1; }
-  for pid in $(host_pids "$i"); do echo "$pid" > "$cgroup/cgroup.procs" 2> /dev/null; done
-  return 0
+  # A process that has just exited cannot move; every other one must.
+  for pid in $(host_pids "$i"); do
+    echo "$pid" > "$cgroup/cgroup.procs" 2> /dev/null || [ ! -d "/proc/$pid" ] ||
+      { hosts_fail "cannot move process $pid of ${HOSTS_NAMES[$i]} into $cgroup"; return 1; }
+  done
 }
 
 host_kill() {
@@ -294,12 +298,17 @@ host_kill() {
   return 0
 }
 
+# As the EXIT trap it keeps the caller's exit status, also under set -e.
 hosts_down() {
-  [ -n "${HOSTS_DIR:-}" ] && [ -d "$HOSTS_DIR" ] || return 0
+  local status=$? pid _
+  [ -n "${HOSTS_DIR:-}" ] && [ -d "$HOSTS_DIR" ] || return "$status"
   hosts_kill_namespaces "$HOSTS_DIR/namespaces"
-  local pid
-  for pid in "${HOSTS_PIDS[@]}" "${HOSTS_SSHD_PIDS[@]}" ${HOSTS_SWITCH_PID:-}; do wait "$pid" 2> /dev/null; done
+  # The namespaces go with their last process; the holders are the last to be reaped.
+  for pid in "${HOSTS_PIDS[@]}" "${HOSTS_SSHD_PIDS[@]}" ${HOSTS_SWITCH_PID:-}; do
+    for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+  done
   hosts_remove_cgroups "$HOSTS_DIR"
   rm -rf "$HOSTS_DIR"
   HOSTS_DIR=""
+  return "$status"
 }

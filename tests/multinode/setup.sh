@@ -24,7 +24,7 @@ same_parameters() {
 
 # host_processes I: the names of host I's dptrain and orted processes, one line each (empty: none left).
 host_processes() {
-  local pid
+  local pid state
   for pid in $(host_pids "$1"); do
     state=$(ps -o stat= -p "$pid" 2> /dev/null) && [[ $state != Z* ]] && grep -xE 'dptrain|orted' "/proc/$pid/comm"
   done
