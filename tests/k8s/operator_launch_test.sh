@@ -25,7 +25,7 @@ bash "$root/scripts/build-image.sh" > "$work/build-image.log" 2>&1 ||
 echo "image: $(tail -1 "$work/build-image.log") ($((SECONDS - build_start)) s)"
 image=${DPTRAIN_IMAGE:-localhost/dptrain:cpu}
 export CONTAINERS_CONF=$root/k8s/image/containers.conf
-kubectl kustomize "$root/k8s/mpijob" > "$work/mpijob.yaml" || fail "kubectl kustomize k8s/mpijob"
+"$root/.venv/bin/kubectl" kustomize "$root/k8s/mpijob" > "$work/mpijob.yaml" || fail "kubectl kustomize k8s/mpijob"
 "$root/.venv/bin/python" "$root/tests/k8s/mpijob_pods.py" "$work/mpijob.yaml" "$work" || fail "tests/k8s/mpijob_pods.py"
 # shellcheck source=/dev/null
 source "$work/pods.sh"

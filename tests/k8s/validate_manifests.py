@@ -32,6 +32,8 @@ import yaml
 from kubeflow_trainer_api import models as trainer_models
 
 ROOT = Path(__file__).resolve().parents[2]
+# The pinned kubectl (and its kustomize) that scripts/setup-venv.sh installs.
+KUBECTL = str(ROOT / ".venv" / "bin" / "kubectl")
 # The Kubernetes release the manifests are checked against (kubernetes-validate's schemas of it).
 KUBERNETES_VERSION = "1.33.0"
 # Each form users submit: kustomization folder -> extra kubectl kustomize flags.
@@ -58,10 +60,11 @@ class CheckFailed(Exception):
 def render(form):
     """The objects `kubectl kustomize` makes of k8s/FORM."""
     try:
-        out = subprocess.run(["kubectl", "kustomize", *FORMS[form], str(ROOT / "k8s" / form)],
+        out = subprocess.run([KUBECTL, "kustomize", *FORMS[form], str(ROOT / "k8s" / form)],
                              check=True, capture_output=True, text=True).stdout
     except FileNotFoundError:
-        sys.exit("validate_manifests: kubectl is missing (kubectl kustomize renders the manifests); install it")
+        sys.exit(f"validate_manifests: {KUBECTL} is missing (kubectl kustomize renders the manifests): "
+                 "bash scripts/setup-venv.sh")
     except subprocess.CalledProcessError as e:
         sys.exit(f"validate_manifests: kubectl kustomize k8s/{form} failed: {e.stderr.strip()}")
     return [o for o in yaml.safe_load_all(out) if o]
