@@ -360,7 +360,6 @@ struct Trainer::Impl {
     runtime.all_or_none("resume", [&] {
       if (control.rank() == 0) state.run_id = tracking::new_run_id();
       if (!resume.empty()) resume_from(resume);
-      check_precision(options().precision, run->device);
       if (run->store && control.rank() == 0) {
         checkpointer = std::make_unique<checkpoint::Checkpointer>(
             checkpoint::CheckpointerOptions::from_config(config),
@@ -451,7 +450,10 @@ struct Trainer::Impl {
 
 Trainer::Trainer(const Config& config, const Runtime& runtime, distributed::Backends backends, TrainerParts parts)
     : impl_(std::make_unique<Impl>(config, runtime, std::move(backends))) {
-  runtime.all_or_none("set-up", [&] { impl_->run = std::make_unique<RunParts>(config, impl_->backends, std::move(parts)); });
+  runtime.all_or_none("set-up", [&] {
+    impl_->run = std::make_unique<RunParts>(config, impl_->backends, std::move(parts));
+    check_precision(impl_->run->options.precision, impl_->run->device);
+  });
 }
 
 Trainer::Trainer(const Config& config, const Runtime& runtime, distributed::Backend& backend, TrainerParts parts)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The non-finite guard end to end at 2 ranks: a NaN in one float input sample of the HDF5 training file ends the run
 # within seconds with one error line naming the step, the rank and the sample (no rank left hanging); with
-# train.nonfinite = "skip" the run finishes and train/skipped_steps counts exactly that one step.
+# train.nonfinite = "skip" the run finishes and train/skipped_steps counts exactly that one step. Also: bf16 trains
+# on the CPU, fp16 is refused there where autocast cannot run it.
 set -u
 dptrain=$(realpath "$1")
+torch_version=${2:?the LibTorch version dptrain was built with, as CMake found it}
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/harness.sh"
 enter_scratch_dir
@@ -53,5 +55,16 @@ fi
 if grep -q '^dptrain: warning: step [1-8] skipped (train.nonfinite = "skip"): the loss was not finite on rank(s) [01]$' \
      <<< "$output"; then ok "the skipped step is reported once"
 else bad "the skipped step is reported once" "$output"; fi
+
+# Mixed precision at 2 ranks on the CPU: bf16 trains (autocast), fp16 is refused at start where LibTorch's CPU
+# autocast cannot run it (1.13), with one line naming the key.
+output=$(timeout 300 "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.precision=bf16 \
+  --set train.nonfinite=skip --set train.max_steps=3 2>&1)
+if [ $? -eq 0 ] && grep -q 'finished 3 steps' <<< "$output"; then ok "train.precision = bf16 on the CPU"
+else bad "train.precision = bf16 on the CPU" "$output"; fi
+if [[ "$torch_version" == 1.* ]]; then
+  expect_error "fp16 on the CPU is refused" 'set-up failed: .*train.precision = "fp16" on cpu: this LibTorch.s autocast cannot run it' \
+    "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.precision=fp16
+fi
 
 finish nonfinite_test
