@@ -3,6 +3,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <array>
 #include <utility>
 
 #include "core/check.h"
@@ -14,22 +15,39 @@
 
 namespace dpt::kernels {
 
-void sgd_step_cpu(float* __restrict param, const float* __restrict grad, float* __restrict momentum_buffer,
-                  std::int64_t n, const SgdScalars& s) {
-  const float neg_lr = -s.lr;
-  const float momentum = s.momentum;
-  const float keep = 1.0F - s.dampening;
-  const float weight_decay = s.weight_decay;
-  const bool l2 = weight_decay != 0.0F;  // as in LibTorch, no term at all without decay (0 * inf would be NaN)
+namespace {
+
+// One loop per combination of the step's switches, so that no branch is left inside and each loop vectorises.
+template <bool kL2, bool kMomentum, bool kFirst, bool kNesterov>
+void sgd_loop(float* __restrict param, const float* __restrict grad, float* __restrict momentum_buffer,
+              std::int64_t n, float neg_lr, float weight_decay, float momentum, float keep) {
   for (std::int64_t i = 0; i < n; ++i) {
-    float d = l2 ? grad[i] + weight_decay * param[i] : grad[i];
-    if (momentum != 0.0F) {
-      const float buf = s.first_step ? d : momentum_buffer[i] * momentum + keep * d;
+    // As in LibTorch, no decay term at all without decay (0 * inf would be NaN).
+    float d = kL2 ? grad[i] + weight_decay * param[i] : grad[i];
+    if constexpr (kMomentum) {
+      const float buf = kFirst ? d : momentum_buffer[i] * momentum + keep * d;
       momentum_buffer[i] = buf;
-      d = s.nesterov ? d + momentum * buf : buf;
+      d = kNesterov ? d + momentum * buf : buf;
     }
     param[i] = param[i] + neg_lr * d;
   }
+}
+
+using SgdLoop = void (*)(float*, const float*, float*, std::int64_t, float, float, float, float);
+
+template <int... kCase>
+constexpr std::array<SgdLoop, sizeof...(kCase)> sgd_loops(std::integer_sequence<int, kCase...>) {
+  return {&sgd_loop<(kCase & 1) != 0, (kCase & 2) != 0, (kCase & 4) != 0, (kCase & 8) != 0>...};
+}
+
+}  // namespace
+
+void sgd_step_cpu(float* param, const float* grad, float* momentum_buffer, std::int64_t n, const SgdScalars& s) {
+  static constexpr auto loops = sgd_loops(std::make_integer_sequence<int, 16>{});
+  const int which = (s.weight_decay != 0.0F ? 1 : 0) | (s.momentum != 0.0F ? 2 : 0) | (s.first_step ? 4 : 0) |
+                    (s.nesterov ? 8 : 0);
+  loops[static_cast<std::size_t>(which)](param, grad, momentum_buffer, n, -s.lr, s.weight_decay, s.momentum,
+                                         1.0F - s.dampening);
 }
 
 void sgd_step(at::Tensor& param, const at::Tensor& grad, at::Tensor& momentum_buffer, const SgdScalars& s,

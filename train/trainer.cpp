@@ -149,7 +149,9 @@ struct Trainer::Impl {
     for (const auto& p : run->params) grads.push_back(p.grad());
     const at::Tensor stats = kernels::gradient_stats(grads);
     const at::Tensor totals = stats[-1].cpu();  // one small copy from a GPU: the vote needs the count on the host
+    const auto vote_start = Clock::now();
     const StepVote vote = vote_at_step_boundary(loss_finite, totals[1].item<double>());
+    const auto vote_end = Clock::now();
     stop_voted = vote.stop;
     grad_norm = std::sqrt(totals[0].item<double>()) / loss_scale;
     if (vote.finite()) {
@@ -159,8 +161,11 @@ struct Trainer::Impl {
     } else {
       skip_step(vote, loss_finite, batch, stats);
     }
-    times.compute = seconds_between(compute_start, comm_start) + seconds_between(comm_end, Clock::now());
-    times.comm = seconds_between(comm_start, comm_end) + seconds_between(sync_start, compute_start);
+    // The vote waits for the slowest rank, as the all-reduce does: it counts as communication, not busy time.
+    times.compute = seconds_between(compute_start, comm_start) + seconds_between(comm_end, vote_start) +
+                    seconds_between(vote_end, Clock::now());
+    times.comm = seconds_between(comm_start, comm_end) + seconds_between(sync_start, compute_start) +
+                 seconds_between(vote_start, vote_end);
     return loss_value;
   }
 

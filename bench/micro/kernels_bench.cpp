@@ -80,9 +80,19 @@ void register_kernels(bool cuda) {
       benchmark::DoNotOptimize(at::stack(norms).norm().item<double>());
       for (const auto& g : *grads) benchmark::DoNotOptimize(g.isfinite().all().item<bool>());
     });
+    // Clipping as the trainer does it (the stats pass, then a scaling pass) against LibTorch's clip_grad_norm_ on
+    // parameters holding the same gradients. A factor of -1 writes every element without driving them to zero.
     auto stats = std::make_shared<at::Tensor>(dpt::kernels::gradient_stats(*grads));
-    add("clip_and_unscale", 8 * n, [=] { dpt::kernels::clip_and_unscale(*grads, *stats, 1e-9, 1.0); });
-    add("torch_clip_grad_norm", 12 * n, [=] { torch::nn::utils::clip_grad_norm_(*grads, 1e-9); });
+    add("clip_and_unscale", 8 * n, [=] { dpt::kernels::clip_and_unscale(*grads, *stats, 0.0, -1.0); });
+    add("gradient_stats_and_clip", 12 * n, [=] {
+      dpt::kernels::clip_and_unscale(*grads, dpt::kernels::gradient_stats(*grads), 0.0, -1.0);
+    });
+    auto params = std::make_shared<std::vector<at::Tensor>>();
+    for (const auto& g : *grads) {
+      params->push_back(at::zeros_like(g).requires_grad_(true));
+      params->back().mutable_grad() = g;
+    }
+    add("torch_clip_grad_norm", 12 * n, [=] { torch::nn::utils::clip_grad_norm_(*params, 1e30); });
 
     auto param = std::make_shared<at::Tensor>(at::randn({n}, o));
     auto m = std::make_shared<at::Tensor>(at::zeros({n}, o));
