@@ -1,31 +1,38 @@
-// NcclBackend: each collective waits (on the GPU) for work already queued on the default stream, runs on the
-// backend's own stream, and records an event that wait() orders the default stream after and polls with a timeout.
+// NcclBackend: each collective waits (on the GPU, through an event) for the work already queued on the caller's
+// current stream, such as the kernels that produced a gradient bucket, runs on the backend's own stream, and
+// records an event that wait() orders the caller's stream after and polls with a timeout; nothing in a step
+// synchronises the whole device. A timeout aborts the communicator and names the ranks that did not arrive.
 #include "distributed/nccl_backend.h"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #include <cuda_runtime.h>
 #include <nccl.h>
 
 #include "core/check.h"
+#include "distributed/nccl_version.h"
+#include "kernels/cuda_stream.h"
 
 namespace dpt::distributed {
 namespace {
 
-// LibTorch queues kernels on the legacy default stream unless a caller picked another current stream; the
-// backend orders itself against that stream with events (it does not depend on LibTorch's CUDA headers).
-const cudaStream_t kDefaultStream = cudaStreamLegacy;
+// The stream the caller's LibTorch ops run on (kernels::current_cuda_stream keeps LibTorch's CUDA headers out of
+// this file): a collective starts after what was queued there, and the caller's later work waits for it.
+cudaStream_t caller_stream(int device) { return static_cast<cudaStream_t>(kernels::current_cuda_stream(device)); }
 
 ncclDataType_t nccl_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
     case at::kFloat: return ncclFloat32;
     case at::kDouble: return ncclFloat64;
     case at::kHalf: return ncclFloat16;
+#if DPTRAIN_NCCL_HAS_BF16
     case at::kBFloat16: return ncclBfloat16;
+#endif
     case at::kInt: return ncclInt32;
     case at::kLong: return ncclInt64;
     case at::kByte: return ncclUint8;
@@ -39,12 +46,22 @@ ncclDataType_t nccl_type(const at::Tensor& t) {
 }  // namespace
 
 struct NcclBackend::Impl {
+  int rank = 0;
+  int world_size = 1;
   int device = 0;
   double timeout_s = 300.0;
+  std::string id_key;  // this communicator's unique-id key in the store; names its stall reports too
   ncclComm_t comm = nullptr;
+  bool aborted = false;  // after a timeout or an asynchronous error: the communicator is gone
   cudaStream_t stream = nullptr;
+  cudaEvent_t ready = nullptr;     // recorded on the caller's stream before each collective
   int* barrier_scratch = nullptr;  // one device int that barrier() all-reduces
   std::uint64_t submitted = 0;
+  std::shared_ptr<Store> peers;  // where a timed-out rank tells the others, and learns who never came
+
+  // Abandons every collective in flight (ncclCommAbort) and throws `what` with the peers' report.
+  [[noreturn]] void abort_with(const std::string& what, std::uint64_t collective);
+  std::string peer_report(const std::string& what, std::uint64_t collective) const;
 
   void check_tensor(const at::Tensor& t, const char* op) const {
     DPT_CHECK(t.is_cuda(), "the NCCL backend got a CPU tensor for ", op,
@@ -57,12 +74,12 @@ struct NcclBackend::Impl {
   // Before a collective is queued: this thread talks to our device, and our stream waits for the work already
   // queued on the default stream (the producers of the tensor).
   void begin() const {
+    DPT_CHECK(!aborted, "the NCCL communicator was aborted after an earlier collective failed or timed out: the ",
+              "job cannot go on; see the first error");
     DPT_CHECK_CUDA(cudaSetDevice(device));
-    cudaEvent_t ready;
-    DPT_CHECK_CUDA(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
-    DPT_CHECK_CUDA(cudaEventRecord(ready, kDefaultStream));
+    // A re-recorded event is waited on as recorded at the time of the wait call: one event serves every collective.
+    DPT_CHECK_CUDA(cudaEventRecord(ready, caller_stream(device)));
     DPT_CHECK_CUDA(cudaStreamWaitEvent(stream, ready, 0));
-    DPT_CHECK_CUDA(cudaEventDestroy(ready));  // CUDA releases it once the wait it feeds is satisfied
   }
 
   // After a collective is queued: the Work that completes with it.
@@ -71,26 +88,30 @@ struct NcclBackend::Impl {
 
 class NcclBackend::NcclWork final : public Work {
  public:
-  NcclWork(std::string what, const Impl& impl) : what_(std::move(what)), impl_(impl) {
+  NcclWork(std::string what, Impl& impl) : what_(std::move(what)), impl_(impl), collective_(impl.submitted) {
     DPT_CHECK_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
     DPT_CHECK_CUDA(cudaEventRecord(done_, impl_.stream));
   }
   ~NcclWork() override { cudaEventDestroy(done_); }
 
-  // Later default-stream work sees the result; the host returns once the collective has finished, or throws
-  // after the timeout (or on an asynchronous NCCL error such as a lost peer).
+  // The caller's later work sees the result; the host returns once the collective has finished, or aborts the
+  // communicator and throws after the timeout (or on an asynchronous NCCL error such as a lost peer).
   void wait() override {
     DPT_CHECK_CUDA(cudaSetDevice(impl_.device));
-    DPT_CHECK_CUDA(cudaStreamWaitEvent(kDefaultStream, done_, 0));
+    DPT_CHECK_CUDA(cudaStreamWaitEvent(caller_stream(impl_.device), done_, 0));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(impl_.timeout_s);
     auto pause = std::chrono::microseconds(1);
     while (!is_done()) {
       ncclResult_t async_error = ncclSuccess;
       DPT_CHECK_NCCL(ncclCommGetAsyncError(impl_.comm, &async_error));
-      DPT_CHECK(async_error == ncclSuccess, "NCCL ", what_, " failed: ", ncclGetErrorString(async_error));
-      DPT_CHECK(std::chrono::steady_clock::now() < deadline, "NCCL ", what_, " did not complete within ",
-                impl_.timeout_s, " s: another rank has died, hangs, or issued different collectives; check the ",
-                "other ranks' output (raise ddp.timeout_s for very slow steps)");
+      if (async_error != ncclSuccess) {
+        impl_.abort_with("NCCL " + what_ + " failed: " + ncclGetErrorString(async_error), collective_);
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        std::ostringstream what;
+        what << "NCCL " << what_ << " did not complete within " << impl_.timeout_s << " s";
+        impl_.abort_with(what.str(), collective_);
+      }
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, std::chrono::microseconds(1000));
     }
@@ -105,12 +126,54 @@ class NcclBackend::NcclWork final : public Work {
 
  private:
   std::string what_;
-  const Impl& impl_;  // a Work must not outlive its backend
+  Impl& impl_;  // a Work must not outlive its backend
+  std::uint64_t collective_;
   cudaEvent_t done_ = nullptr;
 };
 
+void NcclBackend::Impl::abort_with(const std::string& what, std::uint64_t collective) {
+  if (!aborted) {
+    aborted = true;
+    ncclCommAbort(comm);  // returns once the kernels in flight are gone; the communicator is freed with them
+    comm = nullptr;
+  }
+  DPT_THROW(what, "; the communicator is aborted. ", peer_report(what, collective),
+            " (raise ddp.timeout_s for very slow steps)");
+}
+
+// Each rank that times out says so in the store; the ranks that never say so within the store's timeout did not
+// reach a collective of their own (they died, hang outside NCCL, or compute on), and the ones that did name what
+// they were waiting for (different collectives mean the ranks' code diverged).
+std::string NcclBackend::Impl::peer_report(const std::string& what, std::uint64_t collective) const {
+  if (!peers) return "Another rank has died, hangs, or issued different collectives; check the other ranks' output";
+  const std::string prefix = id_key + "/stalled/rank";
+  std::vector<std::string> keys;
+  try {
+    peers->set(prefix + std::to_string(rank), what + " (collective #" + std::to_string(collective) + ")");
+    for (int r = 0; r < world_size; ++r) {
+      if (r != rank) keys.push_back(prefix + std::to_string(r));
+    }
+    peers->wait(keys);
+  } catch (const Error& e) {
+    return "Ranks that did not report a stalled collective of their own within " + std::to_string(peers->timeout_s()) +
+           " s (missing keys " + prefix + "<rank>): " + e.message();
+  }
+  std::string report = "Every rank is stalled in NCCL:";
+  for (int r = 0; r < world_size; ++r) {
+    if (r == rank) continue;
+    try {
+      report += " rank " + std::to_string(r) + ": " + peers->get(prefix + std::to_string(r)) + ";";
+    } catch (const Error& e) {
+      report += " rank " + std::to_string(r) + ": " + e.message() + ";";
+    }
+  }
+  return report + " different collectives mean the ranks issued them in different orders";
+}
+
 NcclBackend::NcclBackend(Store& store, int rank, int world_size, int device, double timeout_s)
     : rank_(rank), world_size_(world_size), impl_(std::make_unique<Impl>()) {
+  impl_->rank = rank;
+  impl_->world_size = world_size;
   DPT_CHECK(world_size > 0 && rank >= 0 && rank < world_size, "NCCL backend: rank ", rank,
             " is not in a world of ", world_size);
   int devices = 0;
@@ -125,6 +188,7 @@ NcclBackend::NcclBackend(Store& store, int rank, int world_size, int device, dou
   // store that outlives one backend (a file store directory) never hands the next one a used id.
   static std::atomic<int> backends_built{0};
   const std::string key = "nccl/unique_id/" + std::to_string(backends_built++);
+  impl_->id_key = key;
   ncclUniqueId id;
   if (rank == 0) {
     DPT_CHECK_NCCL(ncclGetUniqueId(&id));
@@ -137,19 +201,23 @@ NcclBackend::NcclBackend(Store& store, int rank, int world_size, int device, dou
   }
 
   DPT_CHECK_CUDA(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
+  DPT_CHECK_CUDA(cudaEventCreateWithFlags(&impl_->ready, cudaEventDisableTiming));
   DPT_CHECK_CUDA(cudaMalloc(&impl_->barrier_scratch, sizeof(int)));
   DPT_CHECK_NCCL(ncclCommInitRank(&impl_->comm, world_size, id, rank));
 }
 
 NcclBackend::~NcclBackend() {
   cudaSetDevice(impl_->device);
-  if (impl_->stream) cudaStreamSynchronize(impl_->stream);
+  if (impl_->stream && !impl_->aborted) cudaStreamSynchronize(impl_->stream);
   if (impl_->comm) ncclCommDestroy(impl_->comm);
+  if (impl_->ready) cudaEventDestroy(impl_->ready);
   if (impl_->barrier_scratch) cudaFree(impl_->barrier_scratch);
   if (impl_->stream) cudaStreamDestroy(impl_->stream);
 }
 
 int NcclBackend::device() const { return impl_->device; }
+
+void NcclBackend::report_stalls_through(std::shared_ptr<Store> peers) { impl_->peers = std::move(peers); }
 
 std::shared_ptr<Work> NcclBackend::Impl::finish(const std::string& what) {
   return std::make_shared<NcclWork>(what + " (collective #" + std::to_string(++submitted) + ")", *this);
@@ -158,7 +226,13 @@ std::shared_ptr<Work> NcclBackend::Impl::finish(const std::string& what) {
 std::shared_ptr<Work> NcclBackend::allreduce(at::Tensor& tensor, ReduceOp op) {
   impl_->check_tensor(tensor, "allreduce");
   impl_->begin();
+#if DPTRAIN_NCCL_HAS_AVG
   const ncclRedOp_t nccl_op = op == ReduceOp::Avg ? ncclAvg : ncclSum;
+#else
+  DPT_CHECK(op == ReduceOp::Sum, "an averaging all-reduce needs NCCL 2.10 or later (this one is ", NCCL_MAJOR, ".",
+            NCCL_MINOR, "): sum and divide, or build against a newer NCCL");
+  const ncclRedOp_t nccl_op = ncclSum;
+#endif
   DPT_CHECK_NCCL(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), static_cast<std::size_t>(tensor.numel()),
                                nccl_type(tensor), nccl_op, impl_->comm, impl_->stream));
   return impl_->finish("allreduce of " + std::to_string(tensor.nbytes()) + " bytes");

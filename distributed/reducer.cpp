@@ -10,6 +10,7 @@
 
 #include "core/check.h"
 #include "core/registry.h"
+#include "kernels/bucket_pack.h"
 #include "kernels/scale_copy.h"
 
 namespace dpt::distributed {
@@ -224,17 +225,18 @@ void Reducer::on_gradient_ready(std::size_t index) {
 }
 
 // Moves the parameter's gradient, scaled by this rank's share of the global batch, into its view (none yet:
-// zeros) and makes the view its .grad: the scaling costs no pass of its own. The gradient is elsewhere after
-// zero_grad(), after accumulation micro-steps, and under create_graph (autograd then replaces .grad instead of
-// adding in place).
+// zeros) and makes the view its .grad: the scaling costs no pass of its own (with compression the pack into the
+// 16-bit copy applies it). The gradient is elsewhere after zero_grad(), after accumulation micro-steps, and under
+// create_graph (autograd then replaces .grad instead of adding in place).
 void Reducer::adopt_gradient(Parameter& p) {
   const at::Tensor& grad = p.tensor.grad();
+  const double weight = scales_in_pack() ? 1.0 : pass_.weight;
   if (!grad.defined()) {
     p.view.zero_();
-  } else if (pass_.weight == 1.0) {
+  } else if (weight == 1.0) {
     if (!grad.is_same(p.view)) p.view.copy_(grad);
   } else {
-    kernels::scale_copy(p.view, grad, pass_.weight);
+    kernels::scale_copy(p.view, grad, weight);
   }
   p.tensor.mutable_grad() = p.view;
 }
@@ -249,14 +251,19 @@ void Reducer::launch_ready_buckets() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) launch(buckets_[next_launch_++]);
 }
 
-// Every gradient in the bucket is already scaled by this rank's share of the global batch (adopt_gradient): the
-// sum over ranks is the gradient of the global-batch mean loss, also when ranks hold unequal sample counts.
+bool Reducer::scales_in_pack() const {
+  return options_.compression != Compression::None && backend_.world_size() > 1;
+}
+
+// Every gradient in the bucket is scaled by this rank's share of the global batch (in adopt_gradient, or here in
+// the pack to 16 bits, so that the rounding comes after the scaling): the sum over ranks is the gradient of the
+// global-batch mean loss, also when ranks hold unequal sample counts.
 void Reducer::launch(Bucket& bucket) {
   if (backend_.world_size() == 1) return;
   if (options_.compression == Compression::None) {
     bucket.work = backend_.allreduce_overlapped(bucket.flat, ReduceOp::Sum);
   } else {
-    bucket.wire.copy_(bucket.flat);
+    kernels::pack_bucket(bucket.wire, bucket.flat, pass_.weight);
     bucket.work = backend_.allreduce_overlapped(bucket.wire, ReduceOp::Sum);
   }
 }
@@ -321,7 +328,7 @@ void Reducer::wait_all() {
       DPT_THROW("step ", pass_.step, ": all-reduce of ", describe(bucket), " on backend ", backend_.name(),
                 " failed: ", e.message());
     }
-    if (options_.compression != Compression::None) bucket.flat.copy_(bucket.wire);
+    if (options_.compression != Compression::None) kernels::unpack_bucket(bucket.flat, bucket.wire, 1.0);
   }
 }
 

@@ -94,6 +94,7 @@ class Reducer {
   void mark_ready(std::size_t index);
   void launch_ready_buckets();
   void launch(Bucket& bucket);
+  bool scales_in_pack() const;
   void wait_all();
   void check_all_used(const at::Tensor& unused_count);
   std::vector<std::size_t> layout_order() const;

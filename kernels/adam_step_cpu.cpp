@@ -7,9 +7,10 @@
 #include <utility>
 
 #include "core/check.h"
+#include "kernels/cuda_dispatch.h"
 #ifdef DPTRAIN_HAS_CUDA
 #include "kernels/adam_step_cuda.h"
-#include "kernels/scale_copy_cuda.h"
+#include "kernels/cuda_stream.h"
 #endif
 
 namespace dpt::kernels {
@@ -38,7 +39,7 @@ void adam_step_cpu(float* __restrict param, const float* __restrict grad, float*
 }
 
 void adam_step(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-               const AdamScalars& s) {
+               const AdamScalars& s, void* stream) {
   for (const at::Tensor* t : {&std::as_const(param), &grad, &std::as_const(exp_avg), &std::as_const(exp_avg_sq)}) {
     DPT_CHECK(t->scalar_type() == at::kFloat && t->is_contiguous() && t->numel() == param.numel() &&
                   t->device() == param.device(),
@@ -52,12 +53,13 @@ void adam_step(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, a
   float* v = exp_avg_sq.data_ptr<float>();
   if (param.is_cuda()) {
 #ifdef DPTRAIN_HAS_CUDA
-    const int rc = cuda::adam_step_f32(p, g, m, v, param.numel(), s, nullptr);
-    DPT_CHECK(rc == 0, "CUDA adam_step failed: ", cuda::error_string(rc));
+    check_launch(cuda::adam_step_f32(p, g, m, v, param.numel(), s,
+                                     stream ? stream : current_cuda_stream(param.device().index())),
+                 "adam_step");
     return;
 #else
-    DPT_THROW("adam_step on a CUDA tensor, but dptrain was built without CUDA kernels: rebuild with ",
-              "-DDPTRAIN_WITH_CUDA=ON");
+    static_cast<void>(stream);
+    no_cuda_kernels("adam_step");
 #endif
   }
   // Pieces of 64 KiB per thread: large enough to stream, small enough to spread a layer over the threads.

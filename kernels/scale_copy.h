@@ -8,7 +8,7 @@
 namespace dpt::kernels {
 
 // dst and src: same numel, same dtype (float32, float64, float16 or bfloat16), same device, dst contiguous.
-// Dispatches to the CUDA kernel for CUDA tensors and to the CPU path otherwise.
+// Dispatches to the CUDA kernel (on the current stream) for CUDA tensors and to the CPU path otherwise.
 void scale_copy(at::Tensor& dst, const at::Tensor& src, double scale);
 
 // The CPU path over raw float buffers; also the reference the CUDA kernel is checked against.

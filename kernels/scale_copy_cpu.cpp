@@ -2,7 +2,9 @@
 #include "kernels/scale_copy.h"
 
 #include "core/check.h"
+#include "kernels/cuda_dispatch.h"
 #ifdef DPTRAIN_HAS_CUDA
+#include "kernels/cuda_stream.h"
 #include "kernels/scale_copy_cuda.h"
 #endif
 
@@ -22,13 +24,12 @@ void scale_copy(at::Tensor& dst, const at::Tensor& src, double scale) {
   if (dst.scalar_type() == at::kFloat) {
     if (dst.is_cuda()) {
 #ifdef DPTRAIN_HAS_CUDA
-      const int rc = cuda::scale_copy_f32(dst.data_ptr<float>(), source.data_ptr<float>(), n,
-                                          static_cast<float>(scale), nullptr);
-      DPT_CHECK(rc == 0, "CUDA scale_copy failed: ", cuda::error_string(rc));
+      check_launch(cuda::scale_copy_f32(dst.data_ptr<float>(), source.data_ptr<float>(), n,
+                                        static_cast<float>(scale), current_cuda_stream(dst.device().index())),
+                   "scale_copy");
       return;
 #else
-      DPT_THROW("scale_copy on a CUDA tensor, but dptrain was built without CUDA kernels: rebuild with ",
-                "-DDPTRAIN_WITH_CUDA=ON");
+      no_cuda_kernels("scale_copy");
 #endif
     }
     scale_copy_cpu(dst.data_ptr<float>(), source.data_ptr<float>(), n, static_cast<float>(scale));

@@ -10,14 +10,21 @@
 #include "train/optimizer_state.h"
 
 namespace dpt::train {
-namespace {
 
-bool fits_kernel(const torch::Tensor& param) {
+bool fits_fused_kernel(const torch::Tensor& param) {
   const torch::Tensor& grad = param.grad();
   return !grad.defined() ||
          (param.scalar_type() == at::kFloat && grad.scalar_type() == at::kFloat && param.is_contiguous() &&
           grad.layout() == at::kStrided && grad.is_contiguous() && grad.device() == param.device());
 }
+
+torch::Tensor run_step_closure(const torch::optim::Optimizer::LossClosure& closure) {
+  if (closure == nullptr) return {};
+  at::AutoGradMode enable_grad(true);
+  return closure();
+}
+
+namespace {
 
 // One step of every parameter with a gradient; false (and nothing changed) when some parameter does not fit the
 // kernel. `decoupled`: AdamW's weight decay (the parameter shrinks) instead of Adam's L2 term in the gradient.
@@ -26,7 +33,7 @@ bool fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap
   for (auto& group : groups) {
     if (static_cast<const Options&>(group.options()).amsgrad()) return false;
     for (const auto& p : group.params()) {
-      if (!fits_kernel(p)) return false;
+      if (!fits_fused_kernel(p)) return false;
     }
   }
   torch::NoGradGuard no_grad;
@@ -68,16 +75,10 @@ bool fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap
   return true;
 }
 
-torch::Tensor run_closure(const torch::optim::Optimizer::LossClosure& closure) {
-  if (closure == nullptr) return {};
-  at::AutoGradMode enable_grad(true);
-  return closure();
-}
-
 }  // namespace
 
 torch::Tensor FusedAdam::step(LossClosure closure) {
-  torch::Tensor loss = run_closure(closure);
+  torch::Tensor loss = run_step_closure(closure);
   if (!fused_step<torch::optim::AdamParamState, torch::optim::AdamOptions>(param_groups_, state_, false)) {
     torch::optim::Adam::step();
   }
@@ -85,7 +86,7 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
 }
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
-  torch::Tensor loss = run_closure(closure);
+  torch::Tensor loss = run_step_closure(closure);
   if (!fused_step<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(param_groups_, state_, true)) {
     torch::optim::AdamW::step();
   }

@@ -10,6 +10,12 @@
 
 namespace dpt::train {
 
+// Whether a fused kernel takes this parameter: float32 and contiguous, its gradient (if any) a dense contiguous
+// float32 tensor on the same device. Shared by the fused optimizers (FusedSGD too).
+bool fits_fused_kernel(const torch::Tensor& param);
+// Runs an optimizer step's closure with gradients on, as LibTorch's optimizers do; no closure: an undefined loss.
+torch::Tensor run_step_closure(const torch::optim::Optimizer::LossClosure& closure);
+
 class FusedAdam final : public torch::optim::Adam {
  public:
   using torch::optim::Adam::Adam;

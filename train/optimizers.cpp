@@ -1,9 +1,11 @@
-// The built-in optimizers: LibTorch's Adam, AdamW (fused step unless train.fused_optimizer = false) and SGD.
+// The built-in optimizers: LibTorch's Adam, AdamW and SGD (each with a fused step unless train.fused_optimizer =
+// false).
 #include "train/optimizers.h"
 
 #include <torch/optim.h>
 
 #include "train/fused_adam.h"
+#include "train/fused_sgd.h"
 
 namespace dpt::train {
 
@@ -39,8 +41,9 @@ Registry<OptimizerFactory>& optimizers() {
     r->add(
         "sgd",
         [](std::vector<torch::Tensor> params, const OptimizerSettings& s) -> std::unique_ptr<torch::optim::Optimizer> {
-          return std::make_unique<torch::optim::SGD>(
-              std::move(params), torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
+          const auto options = torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay);
+          if (s.fused) return std::make_unique<FusedSGD>(std::move(params), options);
+          return std::make_unique<torch::optim::SGD>(std::move(params), options);
         },
         "SGD with momentum");
     return r;

@@ -17,7 +17,7 @@ struct OptimizerSettings {
   double lr = 1e-3;
   double weight_decay = 0.0;
   double momentum = 0.9;
-  bool fused = true;  // adam/adamw: one pass per parameter (kernels::adam_step)
+  bool fused = true;  // one pass per parameter (kernels::adam_step, kernels::sgd_step)
 
   static OptimizerSettings from_config(const Config& config);
 };

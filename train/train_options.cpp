@@ -19,8 +19,8 @@ std::vector<ConfigKey> config_keys() {
       integer("train.max_steps", 0, 0, 9.2e18, "stop after this many optimizer steps (0: no limit)"),
       integer("train.batch_size", 64, 1, 1e9, "samples per rank per step (global batch = ranks x this)"),
       text("train.optimizer", "adam", "optimizer", optimizers().names()),
-      flag("train.fused_optimizer", true, "adam/adamw: update each parameter in one pass (same state and results "
-           "to float32 rounding as LibTorch's op-by-op step, which false selects)"),
+      flag("train.fused_optimizer", true, "adam/adamw/sgd: update each parameter in one pass (same state and "
+           "results to float32 rounding as LibTorch's op-by-op step, which false selects)"),
       number("train.lr", 1e-3, 1e-12, 1e6, "learning rate"),
       text("train.lr_schedule", "constant", "learning-rate schedule over the samples seen (the same at any world "
            "size)", lr_schedules().names()),
@@ -30,6 +30,15 @@ std::vector<ConfigKey> config_keys() {
       number("train.momentum", 0.9, 0, 1, "SGD momentum"),
       number("train.weight_decay", 0.0, 0, 1e6, "weight decay"),
       number("train.grad_clip", 0.0, 0, kNoLimit, "clip the global gradient norm to this (0: off)"),
+      text("train.nonfinite", "error", "a NaN or infinity in the loss or a gradient on any rank: error (stop, naming "
+           "the step, rank and parameter or samples) or skip (no update on any rank; counted as train/skipped_steps)",
+           {"error", "skip"}),
+      text("train.precision", "fp32", "forward under autocast in bf16 or fp16 (CUDA; bf16 on the CPU), float32 "
+           "master weights and gradients; fp16 scales the loss dynamically", precision_names()),
+      number("train.loss_scale", 65536.0, 1.0, 1e30, "fp16: the initial loss scale (halved after a step with "
+             "non-finite gradients, which is skipped)"),
+      integer("train.loss_scale_growth_interval", 2000, 1, 1e9, "fp16: double the loss scale after this many "
+              "finite steps in a row"),
       text("train.loss", "cross_entropy", "loss over the model's output and the targets", losses().names()),
       flag("train.eval_every_epoch", true, "evaluate on data.test after each epoch"),
   };
@@ -53,6 +62,10 @@ TrainOptions TrainOptions::from_config(const Config& config) {
   o.schedule = LrScheduleOptions::from_config(config);
   o.loss = config.get_string("train.loss");
   o.grad_clip = config.get_float("train.grad_clip");
+  o.skip_nonfinite = config.get_string("train.nonfinite") == "skip";
+  o.precision = parse_precision(config.get_string("train.precision"));
+  o.loss_scale = config.get_float("train.loss_scale");
+  o.loss_scale_growth_interval = config.get_int("train.loss_scale_growth_interval");
   o.eval_every_epoch = config.get_bool("train.eval_every_epoch");
   o.accumulate_steps = config.get_int("ddp.accumulate_steps");
   o.broadcast_buffers_every = config.get_int("ddp.broadcast_buffers_every");

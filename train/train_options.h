@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "train/lr_schedule.h"
+#include "train/mixed_precision.h"
 #include "train/optimizers.h"
 
 namespace dpt::train {
@@ -32,6 +33,10 @@ struct TrainOptions {
   LrScheduleOptions schedule;
   std::string loss;                  // train.loss
   double grad_clip = 0.0;            // train.grad_clip (0: off)
+  bool skip_nonfinite = false;       // train.nonfinite = "skip" (else "error")
+  Precision precision = Precision::Float32;  // train.precision
+  double loss_scale = 65536.0;               // train.loss_scale: fp16's initial dynamic loss scale
+  std::int64_t loss_scale_growth_interval = 2000;  // train.loss_scale_growth_interval
   bool eval_every_epoch = true;
   std::int64_t accumulate_steps = 1;         // ddp.accumulate_steps
   std::int64_t broadcast_buffers_every = 1;  // ddp.broadcast_buffers_every (0: never)

@@ -34,6 +34,8 @@ checkpoint::CheckpointContents snapshot(const TrainState& state, const NamedTens
   run["epoch"] = state.epoch;
   run["cursor"] = state.cursor;
   run["run_id"] = state.run_id;
+  run["skipped_steps"] = state.skipped_steps;
+  run["loss_scale"] = {{"value", state.loss_scale.value}, {"good_steps", state.loss_scale.good_steps}};
   run["metrics"] = metrics;
   contents.state = std::move(run);
   return contents;
@@ -73,6 +75,11 @@ TrainState restore(const checkpoint::CheckpointContents& contents, const NamedTe
   state.epoch = contents.state.at("epoch").get<std::int64_t>();
   state.cursor = contents.state.at("cursor").get<std::int64_t>();
   state.run_id = contents.state.value("run_id", std::string());
+  state.skipped_steps = contents.state.value("skipped_steps", std::int64_t{0});
+  if (contents.state.contains("loss_scale")) {
+    state.loss_scale.value = contents.state.at("loss_scale").at("value").get<double>();
+    state.loss_scale.good_steps = contents.state.at("loss_scale").at("good_steps").get<std::int64_t>();
+  }
   return state;
 }
 

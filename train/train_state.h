@@ -13,6 +13,7 @@
 #include <torch/optim/optimizer.h>
 
 #include "checkpoint/checkpoint_store.h"
+#include "train/mixed_precision.h"
 
 namespace dpt::train {
 
@@ -29,6 +30,8 @@ struct TrainState {
   std::int64_t epoch = 0;
   std::int64_t cursor = 0;  // global samples of `epoch` already consumed
   std::string run_id;
+  std::int64_t skipped_steps = 0;  // steps whose update was skipped (non-finite loss or gradients)
+  LossScale loss_scale;            // fp16 training's; also saved (and unused) at other precisions
   double last_loss = std::numeric_limits<double>::quiet_NaN();
   std::optional<EvalResult> last_eval;
 

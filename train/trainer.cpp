@@ -1,6 +1,8 @@
-// Trainer: one training step = Loader.next -> forward -> loss -> backward (the Reducer's all-reduce overlaps it)
-// -> clip -> optimizer step -> lr schedule -> metrics -> periodic checkpoint. Every rank runs the same steps in the
-// same order; what ranks must agree on (run id, stop flag, metrics, RNG states) goes through the control backend.
+// Trainer: one training step = Loader.next -> forward (autocast at bf16/fp16) -> loss -> backward (the Reducer's
+// all-reduce overlaps it) -> one pass for the gradient norm and non-finite values -> the step vote -> clip and
+// unscale -> optimizer step (or a skipped one) -> lr schedule -> metrics -> periodic checkpoint. Every rank runs
+// the same steps in the same order; what ranks must agree on (run id, stop flag, non-finite values, metrics, RNG
+// states) goes through the control backend.
 #include "train/trainer.h"
 
 #include <chrono>
@@ -14,8 +16,10 @@
 
 #include "checkpoint/checkpointer.h"
 #include "core/check.h"
+#include "kernels/grad_norm.h"
 #include "tracking/metric_hub.h"
 #include "tracking/sinks.h"
+#include "train/mixed_precision.h"
 #include "train/preemption.h"
 #include "train/step_stats.h"
 
@@ -30,16 +34,28 @@ double unix_time() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Broadcasts a short string from rank 0 (the run id).
-std::string broadcast_string(distributed::Backend& control, const std::string& value) {
-  constexpr std::int64_t capacity = 128;
-  at::Tensor buffer = at::zeros({capacity}, at::kByte);
-  if (control.rank() == 0) {
-    DPT_CHECK(static_cast<std::int64_t>(value.size()) < capacity, "internal: string too long to broadcast");
-    std::memcpy(buffer.data_ptr(), value.data(), value.size());
-  }
-  control.broadcast(buffer, 0)->wait();
-  return std::string(static_cast<const char*>(buffer.data_ptr()));
+// Broadcasts a string from `root` (the run id, an error message): its length, then its bytes.
+std::string broadcast_string(distributed::Backend& control, const std::string& value, int root = 0) {
+  at::Tensor length = at::full({1}, static_cast<std::int64_t>(value.size()), at::kLong);
+  control.broadcast(length, root)->wait();
+  at::Tensor buffer = at::zeros({length.item<std::int64_t>()}, at::kByte);
+  if (control.rank() == root) std::memcpy(buffer.data_ptr(), value.data(), value.size());
+  control.broadcast(buffer, root)->wait();
+  return std::string(static_cast<const char*>(buffer.data_ptr()), static_cast<std::size_t>(buffer.numel()));
+}
+
+// What the ranks agreed on at a step boundary, the same on every rank.
+struct StepVote {
+  bool stop = false;                   // a preemption signal reached some rank
+  double nonfinite_gradients = 0.0;    // non-finite values in the all-reduced gradients (the same on every rank)
+  std::vector<int> nonfinite_loss;     // ranks whose loss was not finite
+  bool finite() const { return nonfinite_gradients == 0 && nonfinite_loss.empty(); }
+};
+
+std::string rank_list(const std::vector<int>& ranks) {
+  std::string out;
+  for (int r : ranks) out += (out.empty() ? "" : ", ") + std::to_string(r);
+  return out;
 }
 
 std::shared_ptr<distributed::Backend> not_owned(distributed::Backend& backend) {
@@ -56,7 +72,9 @@ struct Trainer::Impl {
   distributed::Backend& gradients;
   std::unique_ptr<RunParts> run;
   TrainState state;
-  double grad_norm = std::nan("");  // of the last step, before clipping; NaN: not measured (clipping off)
+  double grad_norm = std::nan("");  // of the last step's gradient, unscaled, before clipping
+  bool stop_voted = false;          // the last step's vote: a preemption signal reached some rank
+  std::vector<std::string> param_names;  // of run->params, for errors
   std::unique_ptr<tracking::MetricHub> hub;
   // After `hub`, so destroyed before it: its destructor waits for a background save, which reports to the hub.
   std::unique_ptr<checkpoint::Checkpointer> checkpointer;  // rank 0, during fit()
@@ -83,6 +101,10 @@ struct Trainer::Impl {
   // One optimizer step on this rank's share of the global batch, run as ddp.accumulate_steps micro-batches
   // (gradients add up locally; only the last backward communicates). Returns the local mean loss.
   double train_step(const data::Batch& batch, StepTimes& times) {
+    const Precision precision = options().precision;
+    // fp16: gradients of the loss times the scale, unscaled in the clipping pass (bf16 and fp32 need none).
+    const double loss_scale = precision == Precision::Float16 ? state.loss_scale.value : 1.0;
+    bool loss_finite = true;
     const double lr = run->schedule.lr(run->schedule_position(state));
     for (auto& group : run->optimizer->param_groups()) group.options().set_lr(lr);
     const auto sync_start = Clock::now();
@@ -101,12 +123,19 @@ struct Trainer::Impl {
         const std::int64_t size = n * (i + 1) / micro_steps - begin;
         pass.communicate = i == micro_steps - 1;
         run->reducer->prepare_for_backward(pass);
-        const at::Tensor output = run->model.forward(inputs.narrow(0, begin, size));
-        at::Tensor loss = run->loss.mean(output, targets_of(batch, *run->train_loader, output, begin, size));
+        at::Tensor loss;
+        {
+          const AutocastGuard autocast(precision, run->device);
+          const at::Tensor output = run->model.forward(inputs.narrow(0, begin, size));
+          loss = run->loss.mean(output, targets_of(batch, *run->train_loader, output, begin, size));
+        }
         // Each micro-batch's mean loss weighted by its share: the sum is the mean loss over this rank's batch.
         const double share = static_cast<double>(size) / static_cast<double>(n);
-        (micro_steps == 1 ? loss : loss * share).backward();
-        loss_value += loss.item<double>() * share;
+        const double weight = share * loss_scale;
+        (weight == 1.0 ? loss : loss * weight).backward();
+        const double value = loss.item<double>();
+        loss_finite = loss_finite && std::isfinite(value);
+        loss_value += value * share;
       }
     } else {
       pass.has_samples = false;
@@ -115,28 +144,117 @@ struct Trainer::Impl {
     const auto comm_start = Clock::now();
     run->reducer->finish();
     const auto comm_end = Clock::now();
-    grad_norm = options().grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(run->params, options().grad_clip)
-                                        : std::nan("");
-    run->optimizer->step();
-    times.compute = seconds_between(compute_start, comm_start) + seconds_between(comm_end, Clock::now());
-    times.comm = seconds_between(comm_start, comm_end) + seconds_between(sync_start, compute_start);
+    std::vector<at::Tensor> grads;
+    grads.reserve(run->params.size());
+    for (const auto& p : run->params) grads.push_back(p.grad());
+    const at::Tensor stats = kernels::gradient_stats(grads);
+    const at::Tensor totals = stats[-1].cpu();  // one small copy from a GPU: the vote needs the count on the host
+    const auto vote_start = Clock::now();
+    const StepVote vote = vote_at_step_boundary(loss_finite, totals[1].item<double>());
+    const auto vote_end = Clock::now();
+    stop_voted = vote.stop;
+    grad_norm = std::sqrt(totals[0].item<double>()) / loss_scale;
+    if (vote.finite()) {
+      kernels::clip_and_unscale(grads, stats, options().grad_clip, 1.0 / loss_scale);
+      run->optimizer->step();
+      if (precision == Precision::Float16) state.loss_scale.update(true, options().loss_scale_growth_interval);
+    } else {
+      skip_step(vote, loss_finite, batch, stats);
+    }
+    // The vote waits for the slowest rank, as the all-reduce does: it counts as communication, not busy time.
+    times.compute = seconds_between(compute_start, comm_start) + seconds_between(comm_end, vote_start) +
+                    seconds_between(vote_end, Clock::now());
+    times.comm = seconds_between(comm_start, comm_end) + seconds_between(sync_start, compute_start) +
+                 seconds_between(vote_start, vote_end);
     return loss_value;
   }
 
-  // The L2 norm of the global gradient (equal on every rank after Reducer::finish); one sync, at log steps only.
-  double gradient_norm() const {
-    std::vector<at::Tensor> norms;
-    for (const auto& p : run->params) {
-      if (p.grad().defined()) norms.push_back(p.grad().detach().norm().to(at::kDouble).cpu());
+  // The one control all-reduce of a step, before the update: a preemption signal on any rank, the all-reduced
+  // gradients' non-finite count (already equal on every rank, summed only to keep the vote one collective) and
+  // which ranks' losses were not finite. Sums of 0/1 flags, so every rank reads the same decision.
+  StepVote vote_at_step_boundary(bool loss_finite, double nonfinite_gradients) {
+    const int world = control.world_size();
+    at::Tensor votes = at::zeros({2 + world}, at::kDouble);
+    auto* v = votes.data_ptr<double>();
+    v[0] = PreemptionSignals::received() != 0 ? 1.0 : 0.0;
+    v[1] = nonfinite_gradients;
+    v[2 + control.rank()] = loss_finite ? 0.0 : 1.0;
+    control.allreduce(votes, distributed::ReduceOp::Sum)->wait();
+    StepVote vote;
+    vote.stop = v[0] > 0;
+    vote.nonfinite_gradients = v[1] / world;
+    for (int r = 0; r < world; ++r) {
+      if (v[2 + r] > 0) vote.nonfinite_loss.push_back(r);
     }
-    return norms.empty() ? 0.0 : at::stack(norms).norm().item<double>();
+    return vote;
+  }
+
+  // A step with non-finite values, the same decision on every rank: fp16 gradients that overflowed lower the loss
+  // scale and skip (as GradScaler does); anything else skips with train.nonfinite = "skip", or ends the run with
+  // one error, agreed by every rank, from the lowest rank whose loss was not finite (its samples named) or, for
+  // gradients alone, naming the first parameter.
+  void skip_step(const StepVote& vote, bool loss_finite, const data::Batch& batch, const at::Tensor& stats) {
+    const bool overflow = options().precision == Precision::Float16 && vote.nonfinite_loss.empty();
+    if (overflow) state.loss_scale.update(false, options().loss_scale_growth_interval);
+    if (overflow || options().skip_nonfinite) {
+      ++state.skipped_steps;
+      if (!overflow) {
+        runtime.out() << "dptrain: warning: step " << state.step + 1 << " skipped (train.nonfinite = \"skip\"): "
+                      << nonfinite_summary(vote, stats) << std::endl;
+      }
+      return;
+    }
+    std::string message;
+    const int root = vote.nonfinite_loss.empty() ? 0 : vote.nonfinite_loss.front();
+    if (control.rank() == root) {
+      message = "step " + std::to_string(state.step + 1) + ": " +
+                (loss_finite ? nonfinite_summary(vote, stats) : nonfinite_loss_detail(batch)) +
+                "; set train.nonfinite = \"skip\" to skip such steps";
+    }
+    throw AgreedError(broadcast_string(control, message, root));
+  }
+
+  // "the loss was not finite on rank(s) 1, 3" or "the gradient of parameter 'fc1.weight' holds 12 non-finite values
+  // after the all-reduce, though every rank's loss was finite".
+  std::string nonfinite_summary(const StepVote& vote, const at::Tensor& stats) const {
+    if (!vote.nonfinite_loss.empty()) return "the loss was not finite on rank(s) " + rank_list(vote.nonfinite_loss);
+    const at::Tensor counts = stats.select(1, 1).cpu();
+    std::int64_t first = 0;
+    while (first + 1 < static_cast<std::int64_t>(param_names.size()) && counts[first].item<double>() == 0) ++first;
+    return "the gradient of parameter '" + param_names.at(static_cast<std::size_t>(first)) + "' holds " +
+           std::to_string(static_cast<std::int64_t>(counts[first].item<double>())) +
+           " non-finite value(s) after the all-reduce, though every rank's loss was finite";
+  }
+
+  // This rank's non-finite loss and the samples behind it: those whose inputs are not finite, else the whole batch.
+  std::string nonfinite_loss_detail(const data::Batch& batch) const {
+    const data::Source& source = run->train_loader->source();
+    const at::Tensor finite_rows = at::isfinite(batch.inputs).flatten(1).all(1);
+    std::vector<std::int64_t> rows;
+    for (std::int64_t i = 0; i < finite_rows.numel(); ++i) {
+      if (!finite_rows[i].item<bool>()) rows.push_back(i);
+    }
+    const bool inputs = !rows.empty();
+    if (!inputs) {
+      for (std::int64_t i = 0; i < finite_rows.numel(); ++i) rows.push_back(i);
+    }
+    constexpr std::size_t kNamed = 8;
+    std::string named;
+    for (std::size_t i = 0; i < std::min(rows.size(), kNamed); ++i) {
+      named += (named.empty() ? "" : ", ") + source.locate(batch.indices.at(static_cast<std::size_t>(rows[i])));
+    }
+    if (rows.size() > kNamed) named += " and " + std::to_string(rows.size() - kNamed) + " more";
+    return "the loss was not finite on rank " + std::to_string(control.rank()) + " of " +
+           std::to_string(control.world_size()) + (inputs ? "; non-finite inputs in " : "; its batch: ") + named;
   }
 
   std::map<std::string, double> log_metrics(StepStats& stats, double local_loss, std::int64_t local_samples) {
     auto values = stats.collect(control, local_loss, local_samples, run->device.is_cuda() ? run->device.index() : -1);
     state.last_loss = values.at("train/loss");
     values["train/lr"] = run->schedule.lr(run->schedule_position(state));
-    values["train/grad_norm"] = std::isnan(grad_norm) ? gradient_norm() : grad_norm;
+    values["train/grad_norm"] = grad_norm;
+    values["train/skipped_steps"] = static_cast<double>(state.skipped_steps);
+    if (options().precision == Precision::Float16) values["train/loss_scale"] = state.loss_scale.value;
     return values;
   }
 
@@ -153,7 +271,11 @@ struct Trainer::Impl {
     while (auto batch = loader.next()) {
       const std::int64_t n = batch->targets.size(0);
       if (n == 0) continue;
-      const at::Tensor output = run->model.forward(batch->inputs.to(run->device));
+      at::Tensor output;
+      {
+        const AutocastGuard autocast(options().precision, run->device);
+        output = run->model.forward(batch->inputs.to(run->device));
+      }
       const at::Tensor targets = targets_of(*batch, loader, output, 0, n);
       loss_sum += run->loss.mean(output, targets).item<double>() * static_cast<double>(n);
       samples += n;
@@ -201,13 +323,6 @@ struct Trainer::Impl {
     record({{"checkpoint/stall_s", seconds_between(stall_start, Clock::now())}});
   }
 
-  // A signal on any rank stops every rank after the same step: the flags are summed at each step boundary.
-  bool preemption_requested() {
-    at::Tensor flag = at::full({1}, PreemptionSignals::received() != 0 ? 1.0 : 0.0, at::kDouble);
-    control.allreduce(flag, distributed::ReduceOp::Sum)->wait();
-    return flag.item<double>() > 0;
-  }
-
   // Every rank reads the same verified version; for "latest", damaged newer versions are skipped (one line each).
   void resume_from(const std::string& ref) {
     DPT_CHECK(run->store, "--resume needs checkpoints: checkpoint.enabled is false");
@@ -215,8 +330,10 @@ struct Trainer::Impl {
     const checkpoint::CheckpointContents contents = run->store->load(ref, &skipped);
     for (const auto& line : skipped) runtime.out() << "dptrain: skipping a damaged checkpoint: " << line << std::endl;
     const std::string run_id = state.run_id;
+    const LossScale configured = state.loss_scale;
     state = restore(contents, run->named_state(), *run->optimizer, control.rank(), ref, options().model);
     if (state.run_id.empty()) state.run_id = run_id;
+    if (!contents.state.contains("loss_scale")) state.loss_scale = configured;
     const std::int64_t per_epoch = run->train_loader->sampler().num_samples();
     runtime.out() << "dptrain: resuming from " << contents.version << " in " << run->store->root() << ": step "
                   << state.step << ", epoch " << state.epoch + 1 << " at sample " << state.cursor << " of "
@@ -242,6 +359,10 @@ struct Trainer::Impl {
 
   // Run id, resume, the Checkpointer, rank 0's model state on every rank, the sinks.
   void start(const std::string& resume) {
+    for (const auto& p : run->module->named_parameters()) {
+      if (p.value().requires_grad()) param_names.push_back(p.key());
+    }
+    state.loss_scale.value = options().loss_scale;
     runtime.all_or_none("resume", [&] {
       if (control.rank() == 0) state.run_id = tracking::new_run_id();
       if (!resume.empty()) resume_from(resume);
@@ -298,7 +419,8 @@ struct Trainer::Impl {
           record(log_metrics(stats, local_loss, batch->targets.size(0)));
         }
         if (save_every > 0 && state.step % save_every == 0) save();
-        if (preemption_requested()) {
+        // A signal on any rank stops every rank after the same step (the step vote carried the flags).
+        if (stop_voted) {
           result.preempted = true;
           stop = true;
           break;
@@ -334,7 +456,10 @@ struct Trainer::Impl {
 
 Trainer::Trainer(const Config& config, const Runtime& runtime, distributed::Backends backends, TrainerParts parts)
     : impl_(std::make_unique<Impl>(config, runtime, std::move(backends))) {
-  runtime.all_or_none("set-up", [&] { impl_->run = std::make_unique<RunParts>(config, impl_->backends, std::move(parts)); });
+  runtime.all_or_none("set-up", [&] {
+    impl_->run = std::make_unique<RunParts>(config, impl_->backends, std::move(parts));
+    check_precision(impl_->run->options.precision, impl_->run->device);
+  });
 }
 
 Trainer::Trainer(const Config& config, const Runtime& runtime, distributed::Backend& backend, TrainerParts parts)

@@ -1,0 +1,108 @@
+// CPU path and reference of bucket_pack, and the device dispatch of the host API.
+#include "kernels/bucket_pack.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cstring>
+
+#include "core/check.h"
+#include "kernels/cuda_dispatch.h"
+#ifdef DPTRAIN_HAS_CUDA
+#include "kernels/bucket_pack_cuda.h"
+#include "kernels/cuda_stream.h"
+#endif
+
+namespace dpt::kernels {
+namespace {
+
+std::uint32_t bits_of(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  return u;
+}
+
+float float_of(std::uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof(x));
+  return x;
+}
+
+void check_pair(const at::Tensor& wire, const at::Tensor& flat, const char* op) {
+  DPT_CHECK((wire.scalar_type() == at::kBFloat16 || wire.scalar_type() == at::kHalf) &&
+                flat.scalar_type() == at::kFloat && wire.is_contiguous() && flat.is_contiguous() &&
+                wire.numel() == flat.numel() && wire.device() == flat.device(),
+            op, ": the wire copy must be a contiguous bfloat16 or float16 tensor and the bucket a contiguous float32 ",
+            "one of the same numel and device (got ", wire.toString(), " of ", wire.numel(), " and ", flat.toString(),
+            " of ", flat.numel(), ")");
+}
+
+// Pieces of 256 KiB of floats per thread.
+constexpr std::int64_t kGrain = 65536;
+
+}  // namespace
+
+void pack_bf16_cpu(std::uint16_t* wire, const float* flat, std::int64_t n, float scale) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float x = flat[i] * scale;
+    const std::uint32_t u = bits_of(x);
+    // Round to nearest, ties to even, on the 16 bits that stay; a NaN keeps a quiet NaN (the add could carry it
+    // into infinity).
+    wire[i] = x != x ? std::uint16_t{0x7FC0} : static_cast<std::uint16_t>((u + 0x7FFFU + ((u >> 16) & 1U)) >> 16);
+  }
+}
+
+void unpack_bf16_cpu(float* flat, const std::uint16_t* wire, std::int64_t n, float scale) {
+  for (std::int64_t i = 0; i < n; ++i) flat[i] = float_of(static_cast<std::uint32_t>(wire[i]) << 16) * scale;
+}
+
+void pack_fp16_cpu(std::uint16_t* wire, const float* flat, std::int64_t n, float scale) {
+  for (std::int64_t i = 0; i < n; ++i) wire[i] = c10::detail::fp16_ieee_from_fp32_value(flat[i] * scale);
+}
+
+void unpack_fp16_cpu(float* flat, const std::uint16_t* wire, std::int64_t n, float scale) {
+  for (std::int64_t i = 0; i < n; ++i) flat[i] = c10::detail::fp16_ieee_to_fp32_value(wire[i]) * scale;
+}
+
+namespace {
+
+// Both directions: `pack` writes the wire copy from the bucket, else the bucket from the wire copy.
+void convert(const at::Tensor& wire, const at::Tensor& flat, double scale, void* stream, bool pack) {
+  const char* op = pack ? "pack_bucket" : "unpack_bucket";
+  check_pair(wire, flat, op);
+  const bool bf16 = wire.scalar_type() == at::kBFloat16;
+  auto* w = static_cast<std::uint16_t*>(wire.data_ptr());
+  float* f = flat.data_ptr<float>();
+  const auto s = static_cast<float>(scale);
+  const std::int64_t n = flat.numel();
+  if (flat.is_cuda()) {
+#ifdef DPTRAIN_HAS_CUDA
+    void* on = stream ? stream : current_cuda_stream(flat.device().index());
+    check_launch(pack ? cuda::pack_bucket_f32(w, f, n, s, bf16, on) : cuda::unpack_bucket_f32(f, w, n, s, bf16, on), op);
+    return;
+#else
+    static_cast<void>(stream);
+    no_cuda_kernels(op);
+#endif
+  }
+  at::parallel_for(0, n, kGrain, [&](std::int64_t begin, std::int64_t end) {
+    if (pack) {
+      (bf16 ? pack_bf16_cpu : pack_fp16_cpu)(w + begin, f + begin, end - begin, s);
+    } else {
+      (bf16 ? unpack_bf16_cpu : unpack_fp16_cpu)(f + begin, w + begin, end - begin, s);
+    }
+  });
+}
+
+}  // namespace
+
+void pack_bucket(at::Tensor& wire, const at::Tensor& flat, double scale, void* stream) {
+  convert(wire, flat, scale, stream, true);
+}
+
+void unpack_bucket(at::Tensor& flat, const at::Tensor& wire, double scale, void* stream) {
+  convert(wire, flat, scale, stream, false);
+}
+
+}  // namespace dpt::kernels
