@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """A scaling study in one command: dptrain at each world size (weak or strong scaling, optionally each value of
 one config knob), repeated, with PyTorch DDP (gloo) on the same model, batch and data at every point; each step
-split from the trainer's own timers into compute (forward, backward, optimizer), exposed communication and data
-wait. Writes OUT/results.json (one record per run, with the study, the environment and every figure),
-OUT/results.md (medians and spread per point) and OUT/throughput.png, OUT/efficiency.png, OUT/breakdown.png.
+split from the trainer's own timers into forward + backward, optimizer, exposed communication and data wait.
+Writes OUT/results.json (one record per run, with the study, the environment and every figure), OUT/results.md
+(medians and spread per point) and OUT/throughput.png, OUT/efficiency.png, OUT/breakdown.png.
 
   /usr/bin/python3 bench/scaling.py --model resnet18 --ranks 1,2 --batch 32 --out study
   /usr/bin/python3 bench/scaling.py --config study.toml        (the same options as TOML keys, e.g. ranks = [1, 2])
@@ -141,7 +141,8 @@ def dptrain_run(args, point, data, work):
     rate = len(timed) / sum(1.0 / r["train/samples_per_s"] for r in timed)
     step = point["ranks"] * point["batch"] / rate
     return {"samples_per_s": rate, "step_s": step, "compute_s": mean("train/compute_s"),
-            "comm_s": mean("train/comm_s"), "data_s": mean("train/data_wait_s"),
+            "optimizer_s": mean("train/optimizer_s"), "comm_s": mean("train/comm_s"),
+            "data_s": mean("train/data_wait_s"),
             "parameters": int(banner.group(1)) if banner else None}
 
 
@@ -190,7 +191,7 @@ def aggregate(runs):
     for (framework, ranks, knob), group in sorted(rows.items(), key=lambda kv: (json.dumps(kv[0][2]), kv[0][0], kv[0][1])):
         row = {"framework": framework, "ranks": ranks, "knob": json.loads(knob), "repeats": len(group),
                "batch": group[0]["batch"]}
-        for figure in ("samples_per_s", "step_s", "compute_s", "comm_s", "data_s"):
+        for figure in ("samples_per_s", "step_s", "compute_s", "optimizer_s", "comm_s", "data_s"):
             if figure in group[0]:
                 row[figure], row[figure + "_spread"] = summary([g[figure] for g in group])
         table.append(row)
@@ -212,15 +213,16 @@ def markdown(study, table):
     lines = [f"# Scaling study: {study['model']} ({study['parameters']} parameters), {study['mode']} scaling",
              "", f"{study['command']}", "",
              "| framework | knob | ranks | batch/rank | samples/s (spread) | efficiency | vs DDP | step ms | "
-             "compute ms | exposed comm ms (share) | data ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "compute ms | optimizer ms | exposed comm ms (share) | data ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in table:
         ms = lambda key: f"{r[key] * 1e3:.1f}" if key in r else "-"  # noqa: E731
         knob = f"{r['knob'][0]}={r['knob'][1]}" if r["knob"] else "-"
         comm = f"{r['comm_s'] * 1e3:.1f} ({r['exposed_comm_fraction'] * 100:.1f} %)" if "comm_s" in r else "-"
         lines.append(f"| {r['framework']} | {knob} | {r['ranks']} | {r['batch']} | {r['samples_per_s']:.1f} "
                      f"(±{r['samples_per_s_spread'] / 2:.1f}) | {r.get('efficiency', float('nan')):.3f} | "
-                     f"{r.get('vs_pytorch_ddp', float('nan')):.3f} | {ms('step_s')} | {ms('compute_s')} | {comm} | "
+                     f"{r.get('vs_pytorch_ddp', float('nan')):.3f} | {ms('step_s')} | {ms('compute_s')} | {ms('optimizer_s')} | "
+                     f"{comm} | "
                      f"{ms('data_s')} |")
     return "\n".join(lines) + "\n"
 
@@ -256,7 +258,8 @@ def plots(table, out):
     fig, ax = plt.subplots(figsize=(5, 3.5))
     names = [f"np{r['ranks']}" + (f"\n{r['knob'][1]}" if r["knob"] else "") for r in mine]
     bottom = [0.0] * len(mine)
-    for key, label in (("compute_s", "compute"), ("comm_s", "exposed comm"), ("data_s", "data wait")):
+    for key, label in (("compute_s", "forward + backward"), ("optimizer_s", "optimizer"), ("comm_s", "exposed comm"),
+                       ("data_s", "data wait")):
         values = [r[key] * 1e3 for r in mine]
         ax.bar(names, values, bottom=bottom, label=label)
         bottom = [b + v for b, v in zip(bottom, values)]

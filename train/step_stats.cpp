@@ -23,15 +23,17 @@ void StepStats::add(const StepTimes& times, std::int64_t global_samples) {
   sum_.data_wait += times.data_wait;
   sum_.compute += times.compute;
   sum_.comm += times.comm;
+  sum_.optimizer += times.optimizer;
 }
 
 std::map<std::string, double> StepStats::collect(distributed::Backend& control, double local_loss,
                                                  std::int64_t local_samples, int gpu) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
   const double steps = static_cast<double>(std::max<std::int64_t>(1, steps_));
-  const double busy = (sum_.data_wait + sum_.compute) / steps;
+  const double busy = (sum_.data_wait + sum_.compute + sum_.optimizer) / steps;
   at::Tensor mine = at::tensor({local_loss * static_cast<double>(local_samples), static_cast<double>(local_samples),
-                                busy, sum_.data_wait / steps, sum_.compute / steps, sum_.comm / steps},
+                                busy, sum_.data_wait / steps, sum_.compute / steps, sum_.comm / steps,
+                                sum_.optimizer / steps},
                                at::kDouble);
   at::Tensor all = at::empty({control.world_size(), mine.numel()}, at::kDouble);
   control.allgather(mine, all)->wait();
@@ -56,10 +58,12 @@ std::map<std::string, double> StepStats::collect(distributed::Backend& control, 
       {"train/data_wait_s", max[3].item<double>()},
       {"train/compute_s", max[4].item<double>()},
       {"train/comm_s", max[5].item<double>()},
+      {"train/optimizer_s", max[6].item<double>()},
       {"rank/step_time_s", busy},
       {"rank/data_wait_s", sum_.data_wait / steps},
       {"rank/compute_s", sum_.compute / steps},
       {"rank/comm_s", sum_.comm / steps},
+      {"rank/optimizer_s", sum_.optimizer / steps},
       {"system/cpu_cores", (system.cpu_seconds - cpu_seconds_) / elapsed},
       {"system/rss_bytes", system.rss_bytes}};
   if (system.gpu_memory_bytes >= 0) values["system/gpu_memory_bytes"] = system.gpu_memory_bytes;

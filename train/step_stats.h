@@ -13,7 +13,8 @@ namespace dpt::train {
 
 struct StepTimes {
   double data_wait = 0.0;  // waiting for the loader
-  double compute = 0.0;    // forward, backward, clipping and optimizer step
+  double compute = 0.0;    // forward, backward and the gradients' norm
+  double optimizer = 0.0;  // clipping and the optimizer step
   double comm = 0.0;       // in Reducer::finish (communication backward did not hide), buffer broadcasts and the
                            // step vote
 };

@@ -154,6 +154,7 @@ struct Trainer::Impl {
     const auto vote_end = Clock::now();
     stop_voted = vote.stop;
     grad_norm = std::sqrt(totals[0].item<double>()) / loss_scale;
+    const auto update_start = Clock::now();
     if (vote.finite()) {
       kernels::clip_and_unscale(grads, stats, options().grad_clip, 1.0 / loss_scale);
       run->optimizer->step();
@@ -163,7 +164,8 @@ struct Trainer::Impl {
     }
     // The vote waits for the slowest rank, as the all-reduce does: it counts as communication, not busy time.
     times.compute = seconds_between(compute_start, comm_start) + seconds_between(comm_end, vote_start) +
-                    seconds_between(vote_end, Clock::now());
+                    seconds_between(vote_end, update_start);
+    times.optimizer = seconds_between(update_start, Clock::now());
     times.comm = seconds_between(comm_start, comm_end) + seconds_between(sync_start, compute_start) +
                  seconds_between(vote_start, vote_end);
     return loss_value;

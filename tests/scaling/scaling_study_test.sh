@@ -24,7 +24,8 @@ assert sorted((r["framework"], r["ranks"]) for r in runs) == [
 for r in runs:
     assert r["samples_per_s"] > 0 and r["step_s"] > 0, r
     if r["framework"] == "dptrain":
-        assert min(r["compute_s"], r["comm_s"], r["data_s"]) >= 0 and r["compute_s"] > 0, r
+        assert min(r["compute_s"], r["optimizer_s"], r["comm_s"], r["data_s"]) >= 0, r
+        assert r["compute_s"] > 0 and r["optimizer_s"] > 0, r
 parameters = {r["framework"]: r["parameters"] for r in runs}
 assert parameters == {"dptrain": 784 * 32 + 32 + 32 * 10 + 10, "pytorch_ddp": 784 * 32 + 32 + 32 * 10 + 10}, parameters
 points = {(p["framework"], p["ranks"]): p for p in results["points"]}
