@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,8 @@ def parse_args(argv):
     parser.add_argument("--knob", default="", metavar="KEY=V1,V2", help="sweep one dptrain config key, e.g. "
                         "ddp.bucket_cap_mb=1,25 or ddp.compression=none,bf16")
     parser.add_argument("--samples", type=int, default=2048, help="samples in the synthetic dataset")
+    parser.add_argument("--run-timeout", type=float, default=3600.0,
+                        help="seconds a run may take; a run past it is stopped and tried once more")
     parser.add_argument("--no-peer", action="store_true", help="skip PyTorch DDP")
     parser.add_argument("--oversubscribe", action="store_true", help="allow more ranks than cores")
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -132,6 +135,29 @@ def mpirun(args, point):
     return command
 
 
+def run_bounded(args, command, what):
+    """Runs `command` (its output captured) within --run-timeout; one that outlives it is stopped, every process
+    of its session (mpirun and the ranks it started), and tried once more. Returns (CompletedProcess, retries)."""
+    for attempt in range(2):
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+        try:
+            stdout, stderr = child.communicate(timeout=args.run_timeout)
+            return subprocess.CompletedProcess(command, child.returncode, stdout, stderr), attempt
+        except subprocess.TimeoutExpired:
+            for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+                try:
+                    if os.getsid(pid) == child.pid:
+                        os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+            stdout, stderr = child.communicate()
+            print(f"scaling: {what} ran past --run-timeout {args.run_timeout:g} s"
+                  f"{', tried once more' if attempt == 0 else ''}; its last output:\n{(stdout + stderr)[-1500:]}",
+                  file=sys.stderr, flush=True)
+    raise SystemExit(f"scaling: {what} ran past --run-timeout {args.run_timeout:g} s twice")
+
+
 def threads(point):
     """Every rank's share of this machine's cores (namespace hosts share them too)."""
     return max(1, (os.cpu_count() or 1) // point["ranks"])
@@ -153,7 +179,7 @@ def dptrain_run(args, point, data, work):
     command = mpirun(args, point) + [os.path.join(args.build, "cli", "dptrain"), "train", config]
     for key, value in sets.items():
         command += ["--set", f"{key}={value}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done, retries = run_bounded(args, command, f"dptrain at np={point['ranks']}")
     if done.returncode != 0:
         raise SystemExit(f"scaling: dptrain at np={point['ranks']} failed (exit {done.returncode}):\n"
                          + (done.stdout + done.stderr)[-3000:])
@@ -173,7 +199,8 @@ def dptrain_run(args, point, data, work):
     return {"samples_per_s": rate, "step_s": step, "compute_s": mean("train/compute_s"),
             "optimizer_s": mean("train/optimizer_s"), "comm_s": mean("train/comm_s"),
             "data_s": mean("train/data_wait_s"),
-            "parameters": int(banner.group(1)) if banner else None, "nodes": int(nodes.group(1)) if nodes else 1}
+            "parameters": int(banner.group(1)) if banner else None, "nodes": int(nodes.group(1)) if nodes else 1,
+            "retries": retries}
 
 
 def peer_run(args, point, data):
@@ -182,10 +209,10 @@ def peer_run(args, point, data):
                "--model-options", json.dumps(point["model_options"]), "--data", data, "--threads", str(threads(point))]
     if launcher():
         command = mpirun(args, point) + command + ["--master-addr", "node0"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done, retries = run_bounded(args, command, f"PyTorch DDP at world {point['ranks']}")
     if done.returncode != 0:
         raise SystemExit(f"scaling: PyTorch DDP at world {point['ranks']} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "retries": retries}
 
 
 def summary(values):

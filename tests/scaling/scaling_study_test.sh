@@ -17,7 +17,7 @@ done
 out=$(mktemp -d /tmp/dptrain-scaling-test-XXXXXX)
 trap 'rm -rf "$out"' EXIT
 "$python" "$root/bench/scaling.py" --build "$build" --model mlp --model-option hidden=32 "${where[@]}" --batch 16 \
-  --steps 10 --warmup 5 --repeats 1 --samples 256 --out "$out" > "$out/stdout"
+  --steps 10 --warmup 5 --repeats 1 --samples 256 --run-timeout 90 --out "$out" > "$out/stdout"
 "$python" - "$out" "${2:-}" <<'PY'
 import json, sys
 out, mode = sys.argv[1], sys.argv[2]
@@ -47,3 +47,15 @@ table = open(f"{out}/results.md").read()
 assert table.count("| dptrain |") == 2 and table.count("| pytorch_ddp |") == 2, table
 print(f"scaling_study_test{' on hosts' if mode else ''}: 4 runs, table, plots ok")
 PY
+[ -n "${2:-}" ] && exit 0
+# A run past --run-timeout is stopped with every process it started, tried once more, then the study ends naming it.
+set +e
+"$python" "$root/bench/scaling.py" --build "$build" --model mlp --model-option hidden=32 --ranks 2 --batch 16 \
+  --steps 10 --warmup 5 --repeats 1 --samples 256 --no-peer --run-timeout 0.5 --out "$out/timeout" > "$out/timeout.log" 2>&1
+rc=$?
+set -e
+grep -q "dptrain at np=2 ran past --run-timeout 0.5 s twice" "$out/timeout.log" && [ "$rc" -ne 0 ] ||
+  { echo "FAILED: a run past --run-timeout ends the study naming it (exit $rc)"; tail -5 "$out/timeout.log"; exit 1; }
+sleep 1
+! pgrep -f "$out/timeout" > /dev/null || { echo "FAILED: a run stopped at --run-timeout left processes behind"; exit 1; }
+echo "scaling_study_test: a run past --run-timeout is stopped, retried once, and named"
