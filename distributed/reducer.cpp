@@ -238,6 +238,7 @@ std::vector<at::Tensor> Reducer::gather_shards(const std::vector<at::Tensor>& pi
   DPT_CHECK(options_.zero && pieces.size() == pieces_.size(), "Reducer::gather_shards() needs ddp.zero = 1 and one ",
             "tensor per shard piece (", pieces_.size(), "), got ", pieces.size());
   at::Tensor whole = at::zeros_like(flat_);
+  gathering_ = whole;
   for (std::size_t k = 0; k < pieces.size(); ++k) {
     const at::Tensor& piece = pieces_[k].tensor;
     DPT_CHECK(pieces[k].numel() == piece.numel(), "shard piece ", k, " has ", piece.numel(), " elements, got ",
@@ -250,6 +251,7 @@ std::vector<at::Tensor> Reducer::gather_shards(const std::vector<at::Tensor>& pi
     slices.push_back(whole.narrow(0, offset_in(bucket.flat, flat_), bucket.flat.numel()));
     works.push_back(backend_.all_gather(slices.back()));
   }
+  gathering_.reset();
   for (auto& work : works) work->wait();
   std::vector<at::Tensor> out;
   for (const Parameter& p : params_) {
@@ -278,6 +280,8 @@ std::vector<std::vector<std::size_t>> Reducer::bucket_parameters() const {
 
 bool Reducer::holds(const at::Tensor& tensor) const {
   if (tensor.is_alias_of(flat_)) return true;
+  if (parameters_flat_.defined() && tensor.is_alias_of(parameters_flat_)) return true;
+  if (gathering_.defined() && tensor.is_alias_of(gathering_)) return true;
   return std::any_of(buckets_.begin(), buckets_.end(),
                      [&](const Bucket& b) { return b.wire.defined() && tensor.is_alias_of(b.wire); });
 }

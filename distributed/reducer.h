@@ -85,7 +85,8 @@ class Reducer {
   // rank.
   std::vector<std::vector<std::size_t>> bucket_parameters() const;
 
-  // Whether `tensor` shares memory with the gradient buckets or their 16-bit copies.
+  // Whether `tensor` shares memory with the gradient buckets, their 16-bit copies, the flat parameters (zero) or
+  // the buffer a gather_shards in progress gathers into.
   bool holds(const at::Tensor& tensor) const;
   // Whether the optimizer state is sharded (options.zero).
   bool zero() const { return options_.zero; }
@@ -139,6 +140,7 @@ class Reducer {
   at::Tensor flat_;  // every bucket's gradients, buckets back to back in launch order (zero: each padded)
   at::Tensor parameters_flat_;  // zero: every parameter's storage, laid out as flat_
   std::vector<ShardPiece> pieces_;  // zero: this rank's shard of the buckets
+  at::Tensor gathering_;  // during gather_shards: the buffer it all-gathers into (not kept after it returns)
 
   std::mutex mutex_;  // hooks of CUDA parameters run on autograd device threads
   BackwardPass pass_;
