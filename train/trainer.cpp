@@ -1,6 +1,7 @@
 // Trainer: one training step = Loader.next -> forward (autocast at bf16/fp16) -> loss -> backward (the Reducer's
-// all-reduce overlaps it) -> one pass for the gradient norm and non-finite values -> the step vote -> clip and
-// unscale -> optimizer step (or a skipped one) -> lr schedule -> metrics -> periodic checkpoint. Every rank runs
+// all-reduce, with ddp.zero = 1 reduce-scatter, overlaps it) -> one pass for the gradient norm and non-finite values
+// -> the step vote -> clip and unscale -> optimizer step (or a skipped one; ddp.zero = 1: this rank's shard, then
+// the parameters all-gathered) -> lr schedule -> metrics -> periodic checkpoint. Every rank runs
 // the same steps in the same order; what ranks must agree on (run id, stop flag, non-finite values, metrics, RNG
 // states) goes through the control backend.
 #include "train/trainer.h"
