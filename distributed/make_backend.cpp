@@ -28,6 +28,9 @@ std::vector<ConfigKey> config_keys() {
            "parameters without a gradient in a step count as zeros (off: such a step is an error naming them)"),
       integer("ddp.broadcast_buffers_every", 1, 0, 9.2e18,
               "copy rank 0's buffers (BatchNorm statistics) to every rank every N steps, before forward (0: never)"),
+      integer("ddp.zero", 0, 0, 1,
+              "1: ZeRO-1, each rank keeps 1/N of the optimizer state: gradients reduce-scattered, each rank steps its "
+              "shard of every bucket, parameters all-gathered after the step (checkpoints hold the state whole)"),
       text("ddp.compression", "none", "all-reduce gradients as 16-bit values, summed in float32", compression_names()),
       text("ddp.backend", "auto", "gradient backend: auto (nccl for a CUDA model, mpi for a CPU one), mpi or nccl",
            {"auto", "mpi", "nccl"}),

@@ -9,12 +9,11 @@
 
 #include "checkpoint/checkpointer.h"
 #include "core/check.h"
-#include "train/optimizer_state.h"
 
 namespace dpt::train {
 
 checkpoint::CheckpointContents snapshot(const TrainState& state, const NamedTensorRefs& model,
-                                        const torch::optim::Optimizer& optimizer, const at::Tensor& rng_states,
+                                        checkpoint::NamedTensors optimizer_state, const at::Tensor& rng_states,
                                         nlohmann::json run, bool copy) {
   checkpoint::CheckpointContents contents;
   checkpoint::NamedTensors model_tensors;
@@ -23,7 +22,7 @@ checkpoint::CheckpointContents snapshot(const TrainState& state, const NamedTens
   for (std::int64_t r = 0; r < rng_states.size(0); ++r) {
     contents.tensors["rng"].emplace_back("rank" + std::to_string(r), rng_states[r].clone());
   }
-  contents.tensors["optimizer"] = optimizer_state_tensors(optimizer, copy);
+  contents.tensors["optimizer"] = std::move(optimizer_state);
   nlohmann::json metrics = nlohmann::json::object();
   if (std::isfinite(state.last_loss)) metrics["train/loss"] = state.last_loss;
   if (state.last_eval) {
@@ -57,13 +56,13 @@ void load_model_tensors(const checkpoint::NamedTensors& tensors, const NamedTens
 }
 
 TrainState restore(const checkpoint::CheckpointContents& contents, const NamedTensorRefs& model,
-                   torch::optim::Optimizer& optimizer, int rank, const std::string& ref,
+                   const OptimizerStateLoader& load_optimizer, int rank, const std::string& ref,
                    const std::string& model_name) {
   DPT_CHECK(contents.tensors.count("model") && contents.tensors.count("optimizer") && contents.tensors.count("rng"),
             "checkpoint ", ref, " lacks model, optimizer or rng tensors: it was not written by dptrain's trainer; ",
             "resume from another version");
   load_model_tensors(contents.tensors.at("model"), model, ref, model_name);
-  load_optimizer_state(optimizer, contents.tensors.at("optimizer"), ref);
+  load_optimizer(contents.tensors.at("optimizer"));
   // The same world size gets each rank its own generator back (bit-identical continuation); another one takes
   // rank 0's for the ranks that did not exist.
   const auto& rng = contents.tensors.at("rng");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -41,17 +42,22 @@ struct TrainState {
   }
 };
 
-// A checkpoint version's contents: `model` (parameters, then buffers, by name), the optimizer's state, one CPU
-// generator state per rank (`rng_states`, [world, n]) and a manifest state of `state` merged into `run` (world
-// size, config, lineage: whatever the caller records). `copy`: host copies, for a save that training overlaps.
+// A checkpoint version's contents: `model` (parameters, then buffers, by name), the optimizer's state (named
+// tensors of optimizer_state.h), one CPU generator state per rank (`rng_states`, [world, n]) and a manifest state of
+// `state` merged into `run` (world size, config, lineage: whatever the caller records). `copy`: host copies, for a
+// save that training overlaps.
 checkpoint::CheckpointContents snapshot(const TrainState& state, const NamedTensorRefs& model,
-                                        const torch::optim::Optimizer& optimizer, const at::Tensor& rng_states,
+                                        checkpoint::NamedTensors optimizer_state, const at::Tensor& rng_states,
                                         nlohmann::json run, bool copy);
 
-// Loads a version's tensors into `model` and `optimizer`, this rank's generator state (rank 0's for ranks that
-// did not exist at the save) and returns its TrainState; `model_name` and `ref` name it in errors.
+// How a resume hands the optimizer its saved state (load_optimizer_state, or its sharded form).
+using OptimizerStateLoader = std::function<void(const checkpoint::NamedTensors&)>;
+
+// Loads a version's tensors into `model`, the optimizer's through `load_optimizer`, this rank's generator state
+// (rank 0's for ranks that did not exist at the save) and returns its TrainState; `model_name` and `ref` name it in
+// errors.
 TrainState restore(const checkpoint::CheckpointContents& contents, const NamedTensorRefs& model,
-                   torch::optim::Optimizer& optimizer, int rank, const std::string& ref,
+                   const OptimizerStateLoader& load_optimizer, int rank, const std::string& ref,
                    const std::string& model_name);
 
 // Copies `tensors` into the model's tensors of the same names and shapes (weights for evaluation, or a resume).

@@ -8,6 +8,7 @@
 #include <torch/version.h>
 
 #include "core/error.h"
+#include "train/optimizer_state.h"
 #include "train/train_state.h"
 
 namespace dpt::train {
@@ -84,8 +85,10 @@ TEST(LossScale, TravelsInTheCheckpoint) {
   state.loss_scale.value = 1024.0;
   state.loss_scale.good_steps = 17;
   const at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state().unsqueeze(0);
-  const auto contents = snapshot(state, model, sgd, rng, nlohmann::json::object(), true);
-  const TrainState back = restore(contents, model, sgd, 0, "v1", "linear");
+  const auto contents = snapshot(state, model, optimizer_state_tensors(sgd), rng, nlohmann::json::object(), true);
+  const TrainState back =
+      restore(contents, model, [&](const checkpoint::NamedTensors& t) { load_optimizer_state(sgd, t, "v1"); }, 0,
+              "v1", "linear");
   EXPECT_EQ(back.loss_scale.value, 1024.0);
   EXPECT_EQ(back.loss_scale.good_steps, 17);
   EXPECT_EQ(back.skipped_steps, 2);
