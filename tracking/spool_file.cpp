@@ -63,7 +63,7 @@ SpoolFile::SpoolFile(const std::string& dir, const std::string& stem)
       ++entries_;
     }
   });
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);  // read: its last byte
   DPT_CHECK(fd_ >= 0, "cannot open spool ", path_, " for appending: ", std::strerror(errno),
             "; choose a writable run.output_dir");
   // A last line cut short by a crash is ended, so that the next line is not glued onto it.
