@@ -6,13 +6,13 @@ not delivered. It logs whole segments: a segment is one wandb.init ... finish of
 id, resumed), acknowledged in wandb-spool.acked only after finish() has written it. Before a segment starts,
 wandb-spool.acked names its directory (second line); a driver that finds that line at start knows the segment
 was cut short, removes its directory and logs it again from the spool, so a crash neither loses nor repeats a
-step.
+step. Each process that writes the spool begins with a start entry, which ends the segment of the one before.
 
 Usage: python wandb-driver.py --check
-       python wandb-driver.py RUN_DIR [--parent PID --stop-after N] [--mode offline|online] [--project P]
+       python wandb-driver.py RUN_DIR [--parent PID --start-entry N] [--mode offline|online] [--project P]
                                       [--entity E]
 --check imports wandb and prints its version. With --parent, the driver follows the spool while that process
-lives and exits after the first status entry whose index is N or more (the one the running process writes);
+lives, from the process's start entry (index N) to its status entry, and exits there or at a later start entry;
 without it, it delivers what the spool holds and exits.
 """
 
@@ -184,6 +184,16 @@ def deliver(args, wandb):
         for index, entry in entries:
             if index < acked:
                 continue
+            if "start" in entry:  # a new process: the segment of the one before ended without a status
+                if segment is not None:
+                    segment.finish("FAILED")
+                    segment = None
+                if args.parent is not None and index > args.start_entry:
+                    write_acked(args.run_dir, index)  # a later process's entries: its own driver logs them
+                    return
+                acked = index + 1
+                write_acked(args.run_dir, acked)
+                continue
             if segment is None:
                 segment = Segment(wandb, args.run_dir, spool.header, settings(args, spool.header), index)
             segment.deliver(entry)
@@ -192,7 +202,7 @@ def deliver(args, wandb):
                 segment = None
                 acked = index + 1
                 write_acked(args.run_dir, acked)
-                if args.parent is not None and index >= args.stop_after:
+                if args.parent is not None and index > args.start_entry:
                     return
         if not entries and not parent_alive:
             break
@@ -226,7 +236,7 @@ def main():
     parser = argparse.ArgumentParser(description="Delivers a dptrain run's wandb-spool.jsonl to W&B.")
     parser.add_argument("run_dir")
     parser.add_argument("--parent", type=int, help="follow the spool while this process lives")
-    parser.add_argument("--stop-after", type=int, default=0, help="with --parent: last status entry's least index")
+    parser.add_argument("--start-entry", type=int, default=0, help="with --parent: the index of its start entry")
     parser.add_argument("--mode", choices=["offline", "online"])
     parser.add_argument("--project")
     parser.add_argument("--entity")

@@ -45,6 +45,10 @@ void report(const std::string& message) {
   std::cerr << ("dptrain: metrics: wandb: " + message + "\n") << std::flush;
 }
 
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 std::string seconds_text(double seconds) {
   std::ostringstream out;
   out << seconds;
@@ -156,7 +160,10 @@ class WandbSink final : public Sink {
       const json wandb = {{"mode", options_.mode}, {"project", options_.project}, {"entity", options_.entity}};
       spool_.append({{{"run", run}, {"wandb", wandb}}});
     }
+    // The start entry ends the W&B segment of an earlier process of this run that did not close (killed): W&B's
+    // history only goes forward, and a resume may repeat steps that process logged.
     first_entry_ = spool_.entries();
+    spool_.append({{{"start", {{"pid", getpid()}, {"time", unix_now()}}}}});
     driver_ = write_driver(run_.dir);
     check_python(options_.python, driver_, log_);
     start_driver();
@@ -215,7 +222,7 @@ class WandbSink final : public Sink {
 
   void start_driver() {
     log_size_at_start_ = file_size(log_);
-    pid_ = spawn({options_.python, driver_, run_.dir, "--parent", std::to_string(getpid()), "--stop-after",
+    pid_ = spawn({options_.python, driver_, run_.dir, "--parent", std::to_string(getpid()), "--start-entry",
                   std::to_string(first_entry_), "--mode", options_.mode, "--project", options_.project, "--entity",
                   options_.entity},
                  log_);
@@ -265,7 +272,7 @@ class WandbSink final : public Sink {
   SpoolFile spool_;
   std::string log_;
   std::string driver_;
-  std::int64_t first_entry_ = 0;  // entries the spool held when this process started (earlier processes')
+  std::int64_t first_entry_ = 0;  // the index of this process's start entry (earlier processes' come before)
   pid_t pid_ = -1;
   std::streamoff log_size_at_start_ = 0;  // where the running driver's output begins in the log
   Clock::time_point started_at_{};
