@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The wandb sink with the real wandb SDK (pinned in scripts/venv-requirements.txt) in offline mode, read back with
-# the wandb package's own reader (wandb_check.py): every step's metrics once, the config, tags, status, and each
+# the wandb package's own reader (wandb_check.py): one W&B run for 2 ranks, every step's metrics once, the config, tags, status, and each
 # checkpoint version as a model artifact with its aliases; the driver process killed mid-run and restarted by the
 # sink with no step lost or doubled; trainer and driver killed together and the rest delivered by
 # `dptrain runs sync --wandb` (twice: nothing doubles); a Python without wandb, or none, is one clear error.
@@ -50,8 +50,9 @@ pause_half_written() {
 }
 run_dir_of() { wait_until 30 bash -c "ls -d runs/*/ > /dev/null 2>&1" && ls -d runs/*/ | head -1 | sed 's|/$||'; }
 
-# 1. A run: every step, the config, tags, status, and its checkpoint versions as artifacts with their aliases.
-output=$(timeout 180 "$dptrain" train config.toml --set checkpoint.dir=ckpt1 2>&1)
+# 1. A run of 2 ranks, one W&B run (rank 0's): every step, the config, tags, status, and its checkpoint versions
+# as artifacts with their aliases.
+output=$(timeout 180 "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set checkpoint.dir=ckpt1 2>&1)
 rc=$?
 run_dir=$(run_dir_of)
 wait_driver "$run_dir"
