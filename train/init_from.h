@@ -1,0 +1,28 @@
+// InitFrom: continual learning, a new run that starts from a published version's weights (and optionally its
+// optimizer state) on the config's data, with a fresh schedule, step counter, data cursor and run id.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/optim/optimizer.h>
+
+#include "train/train_state.h"
+
+namespace dpt::train {
+
+struct InitFrom {
+  std::string ref;         // a version of `store`: latest, vN, an alias or a version directory ("": a fresh run)
+  std::string store;       // the store that holds it ("": checkpoint.dir)
+  bool optimizer = false;  // also take the optimizer's state (Adam's moments, SGD's momentum)
+};
+
+// Loads the version `init.ref` names (every file verified) into `model`, and with init.optimizer into
+// `optimizer`: the checkpoint must hold exactly the model's tensors, by name and shape, else a dpt::Error names
+// the first tensor that differs (both shapes for a shape). Says on `out` what it started from and returns the
+// parent record for the new run's manifests (reason "init-from"). `default_store` is checkpoint.dir.
+nlohmann::json init_from(const InitFrom& init, const std::string& default_store, const NamedTensorRefs& model,
+                         torch::optim::Optimizer& optimizer, const std::string& model_name, std::ostream& out);
+
+}  // namespace dpt::train
