@@ -111,8 +111,8 @@ void print_generation(const nlohmann::json& generation) {
   }
   const nlohmann::json& parent = generation["parent"];
   if (parent.is_object()) {
-    std::cout << "  (" << text(parent.value("reason", nlohmann::json())) << " from "
-              << text(parent.value("version", nlohmann::json())) << " in " << text(parent.value("store", nlohmann::json()))
+    std::cout << "  (parent " << text(parent.value("version", nlohmann::json())) << " in "
+              << text(parent.value("store", nlohmann::json())) << ", by --" << text(parent.value("reason", nlohmann::json()))
               << ")\n";
   } else {
     std::cout << "  (the first version: a fresh run)\n";

@@ -120,8 +120,8 @@ rc=$?
 commit=$(manifest_field store-a v000001 'm["state"]["build"]["git_commit"]')
 digest_b=$(sha256sum b.h5 | cut -d' ' -f1)
 if [ $rc -eq 0 ] && grep -q "3 generation(s)" <<< "$lineage" \
-   && grep -q "^v000002  $(realpath store-b)  (resume from v000001 in $(realpath store-b))" <<< "$lineage" \
-   && grep -q "^v000001  $(realpath store-b)  (init-from from v000001 in $store_a)" <<< "$lineage" \
+   && grep -q "^v000002  $(realpath store-b)  (parent v000001 in $(realpath store-b), by --resume)" <<< "$lineage" \
+   && grep -q "^v000001  $(realpath store-b)  (parent v000001 in $store_a, by --init-from)" <<< "$lineage" \
    && grep -q "^v000001  $store_a  (the first version: a fresh run)" <<< "$lineage" \
    && grep -q "train.max_steps: 1 -> 3" <<< "$lineage" && grep -q "data.train: a.h5 -> b.h5" <<< "$lineage" \
    && grep -q "run $run_a" <<< "$lineage" && grep -q "run $run_b" <<< "$lineage" \
