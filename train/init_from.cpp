@@ -2,6 +2,7 @@
 #include "train/init_from.h"
 
 #include <set>
+#include <vector>
 
 #include "checkpoint/lineage.h"
 #include "core/check.h"
@@ -9,10 +10,18 @@
 
 namespace dpt::train {
 
+checkpoint::CheckpointContents load_version(const checkpoint::CheckpointStore& store, const std::string& ref,
+                                            std::ostream& out) {
+  std::vector<std::string> skipped;
+  checkpoint::CheckpointContents contents = store.load(ref, &skipped);
+  for (const auto& line : skipped) out << "dptrain: skipping a damaged checkpoint: " << line << std::endl;
+  return contents;
+}
+
 nlohmann::json init_from(const InitFrom& init, const std::string& default_store, const NamedTensorRefs& model,
                          torch::optim::Optimizer& optimizer, const std::string& model_name, std::ostream& out) {
   const auto store = checkpoint::open_checkpoint_store(init.store.empty() ? default_store : init.store);
-  const checkpoint::CheckpointContents contents = store->load(init.ref);
+  const checkpoint::CheckpointContents contents = load_version(*store, init.ref, out);
   const std::string what = contents.version + " in " + contents.store;
   DPT_CHECK(contents.tensors.count("model"), "checkpoint ", what,
             " has no model tensors: it was not written by dptrain's trainer; --init-from another version");

@@ -18,6 +18,11 @@ struct InitFrom {
   bool optimizer = false;  // also take the optimizer's state (Adam's moments, SGD's momentum)
 };
 
+// The version `ref` names, every file verified; for "latest", each damaged newer version skipped is one line on
+// `out`.
+checkpoint::CheckpointContents load_version(const checkpoint::CheckpointStore& store, const std::string& ref,
+                                            std::ostream& out);
+
 // Loads the version `init.ref` names (every file verified) into `model`, and with init.optimizer into
 // `optimizer`: the checkpoint must hold exactly the model's tensors, by name and shape, else a dpt::Error names
 // the first tensor that differs (both shapes for a shape). Says on `out` what it started from and returns the

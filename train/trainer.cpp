@@ -304,9 +304,7 @@ struct Trainer::Impl {
   // Every rank reads the same verified version; for "latest", damaged newer versions are skipped (one line each).
   void resume_from(const std::string& ref) {
     DPT_CHECK(run->store, "--resume needs checkpoints: checkpoint.enabled is false");
-    std::vector<std::string> skipped;
-    const checkpoint::CheckpointContents contents = run->store->load(ref, &skipped);
-    for (const auto& line : skipped) runtime.out() << "dptrain: skipping a damaged checkpoint: " << line << std::endl;
+    const checkpoint::CheckpointContents contents = load_version(*run->store, ref, runtime.out());
     const std::string run_id = state.run_id;
     const LossScale configured = state.loss_scale;
     state = restore(contents, run->named_state(), *run->optimizer, control.rank(), ref, options().model);
