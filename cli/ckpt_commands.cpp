@@ -1,11 +1,12 @@
-// `dptrain ckpt`: inspect, verify, compare, tag, export and garbage-collect the versions of a checkpoint store.
+// `dptrain ckpt`: inspect, verify, compare, trace the lineage of, tag, export and garbage-collect the versions of a
+// checkpoint store.
 #include "cli/ckpt_commands.h"
 
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
-#include <set>
 
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/durable_file.h"

@@ -1,7 +1,6 @@
 // dptrain's subcommands (train, eval, data, runs, ckpt, models) and the top-level error policy.
 #include "cli/cli.h"
 
-#include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <memory>
