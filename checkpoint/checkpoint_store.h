@@ -21,6 +21,8 @@ struct CheckpointContents {
   std::map<std::string, std::string> blobs;     // other files by name -> bytes
   nlohmann::json state;                         // step, epoch, cursor, config, metrics, ... (caller-defined)
   std::string version;                          // the version it was loaded from ("v000003"; "" when not loaded)
+  std::string store;                            // the root of the store that holds that version ("" when not loaded)
+  std::string manifest_sha256;                  // of the version's manifest bytes ("" when not loaded)
 };
 
 struct VersionInfo {
@@ -33,6 +35,8 @@ struct VersionInfo {
 // A version's manifest and its files' bytes, each checked against the manifest's size and sha256.
 struct VerifiedVersion {
   std::string name;
+  std::string store;            // the root of the store that holds it
+  std::string manifest_sha256;  // of the manifest's bytes, as PublishedCheckpoint::manifest_sha256
   nlohmann::json manifest;
   std::map<std::string, std::string> files;  // file name -> bytes
 };

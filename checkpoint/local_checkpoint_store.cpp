@@ -169,7 +169,9 @@ std::string damaged(const StorePaths& store, const fs::path& dir, const Manifest
 // Reads every file of the version in `dir` and checks it against the manifest.
 VerifiedVersion read_verified(const fs::path& dir) {
   const StorePaths store(dir.parent_path().parent_path());
-  VerifiedVersion out{dir.filename().string(), read_manifest(dir), {}};
+  std::string manifest_text;
+  VerifiedVersion out{dir.filename().string(), store.root.string(), "", read_manifest(dir, &manifest_text), {}};
+  out.manifest_sha256 = sha256_hex(manifest_text);
   for (auto& file : manifest_files(out.manifest, dir)) {
     const fs::path blob = store.blobs / file.sha256;
     std::error_code ec;
@@ -206,6 +208,8 @@ CheckpointContents decode(const VerifiedVersion& version, const fs::path& dir) {
   }
   if (version.manifest.contains("state")) out.state = version.manifest["state"];
   out.version = version.name;
+  out.store = version.store;
+  out.manifest_sha256 = version.manifest_sha256;
   return out;
 }
 

@@ -1,14 +1,16 @@
-// `dptrain ckpt`: inspect, verify, compare, tag, export and garbage-collect the versions of a checkpoint store.
+// `dptrain ckpt`: inspect, verify, compare, trace the lineage of, tag, export and garbage-collect the versions of a
+// checkpoint store.
 #include "cli/ckpt_commands.h"
 
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
-#include <set>
 
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/durable_file.h"
+#include "checkpoint/lineage.h"
 #include "core/check.h"
 
 namespace dpt::cli {
@@ -21,9 +23,10 @@ struct CkptArgs {
   std::vector<std::string> refs;
   std::string out;
   checkpoint::RetentionPolicy retention;
+  bool json = false;
 };
 
-std::string json_text(const nlohmann::json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+using checkpoint::json_text;
 
 void list(const CkptArgs& args) {
   const auto store = checkpoint::open_checkpoint_store(args.dir);
@@ -68,23 +71,10 @@ void verify(const CkptArgs& args) {
             " failed verification (listed above); resume from one marked ok");
 }
 
-// Keys whose values differ between two JSON objects, with both values, as "prefix key: a -> b" lines.
-void print_differences(const std::string& prefix, const nlohmann::json& a, const nlohmann::json& b) {
-  std::set<std::string> keys;
-  for (const auto* side : {&a, &b}) {
-    if (side->is_object()) {
-      for (const auto& item : side->items()) keys.insert(item.key());
-    }
-  }
-  for (const auto& key : keys) {
-    const nlohmann::json left = a.is_object() && a.contains(key) ? a[key] : nlohmann::json("(absent)");
-    const nlohmann::json right = b.is_object() && b.contains(key) ? b[key] : nlohmann::json("(absent)");
-    if (left == right) continue;
-    if (left.is_object() && right.is_object()) {
-      print_differences(prefix + key + ".", left, right);
-    } else {
-      std::cout << "  " << prefix << key << ": " << json_text(left) << " -> " << json_text(right) << "\n";
-    }
+// Keys whose values differ between two JSON objects, with both values, as "key: a -> b" lines.
+void print_differences(const nlohmann::json& a, const nlohmann::json& b) {
+  for (const auto& change : checkpoint::json_changes(a, b)) {
+    std::cout << "  " << change.key << ": " << json_text(change.before) << " -> " << json_text(change.after) << "\n";
   }
 }
 
@@ -94,7 +84,7 @@ void diff(const CkptArgs& args) {
   const checkpoint::CheckpointContents a = store->load(args.refs[0]);
   const checkpoint::CheckpointContents b = store->load(args.refs[1]);
   std::cout << args.refs[0] << " -> " << args.refs[1] << "\nstate:\n";
-  print_differences("", a.state, b.state);
+  print_differences(a.state, b.state);
   std::cout << "tensors (max |a - b| of those that changed):\n";
   for (const auto& [stem, tensors] : a.tensors) {
     std::map<std::string, at::Tensor> other;
@@ -109,6 +99,60 @@ void diff(const CkptArgs& args) {
       }
     }
   }
+}
+
+// One generation as lines: version, store and where it came from; step, epoch and run ids; data; commit; the
+// config keys that changed from its parent.
+void print_generation(const nlohmann::json& generation) {
+  const auto text = [](const nlohmann::json& value) { return value.is_null() ? std::string("?") : json_text(value); };
+  std::cout << text(generation["version"]) << "  " << text(generation["store"]);
+  if (!generation["problem"].is_null()) {
+    std::cout << "\n  MISSING OR DAMAGED: " << text(generation["problem"]) << "\n";
+    return;
+  }
+  const nlohmann::json& parent = generation["parent"];
+  if (parent.is_object()) {
+    std::cout << "  (parent " << text(parent.value("version", nlohmann::json())) << " in "
+              << text(parent.value("store", nlohmann::json())) << ", by --" << text(parent.value("reason", nlohmann::json()))
+              << ")\n";
+  } else {
+    std::cout << "  (the first version: a fresh run)\n";
+  }
+  std::cout << "  step " << text(generation["step"]) << ", epoch " << text(generation["epoch"]) << " | run "
+            << text(generation["run_id"]);
+  if (generation["tracking_runs"].is_object()) {
+    for (const auto& item : generation["tracking_runs"].items()) {
+      std::cout << " | " << item.key() << " run " << text(item.value());
+    }
+  }
+  std::cout << "\n";
+  const nlohmann::json& data = generation["data"];
+  if (data.contains("files")) {
+    for (const auto& file : data["files"]) {
+      std::cout << "  data   " << text(file["path"]) << " sha256 " << text(file["sha256"]) << " md5 " << text(file["md5"])
+                << "\n";
+    }
+  }
+  std::cout << "  commit " << text(generation["git_commit"]) << "\n";
+  if (!parent.is_object()) return;
+  const nlohmann::json& changes = generation["config_changes"];
+  std::cout << "  config changes from " << text(parent.value("version", nlohmann::json())) << ":"
+            << (changes.empty() ? " none" : "") << "\n";
+  for (const auto& change : changes) {
+    std::cout << "    " << text(change["key"]) << ": " << json_text(change["before"]) << " -> "
+              << json_text(change["after"]) << "\n";
+  }
+}
+
+void lineage(const CkptArgs& args) {
+  const auto store = checkpoint::open_checkpoint_store(args.dir);
+  const nlohmann::json chain = checkpoint::lineage_json(checkpoint::trace_lineage(*store, args.refs.at(0)));
+  if (args.json) {
+    std::cout << chain.dump(2) << "\n";
+    return;
+  }
+  std::cout << "lineage of " << args.refs.at(0) << ": " << chain.size() << " generation(s), newest first\n";
+  for (const auto& generation : chain) print_generation(generation);
 }
 
 void tag(const CkptArgs& args) {
@@ -173,6 +217,13 @@ void add_ckpt_commands(CLI::App& app, const Runtime& runtime) {
       ->add_option("REF", args->refs, "Two versions, e.g. v3 latest")
       ->required()
       ->expected(2);
+  auto* lineage_command = add("lineage",
+                              "The chain of versions back to the first one: for each generation its run ids, data "
+                              "digests, commit, and the config keys that changed from its parent (reads manifests "
+                              "only; a missing or damaged parent is named)",
+                              lineage);
+  lineage_command->add_option("REF", args->refs, "Version")->required()->expected(1);
+  lineage_command->add_flag("--json", args->json, "Print the chain as JSON (an array, newest first)");
   auto* tag_command = add("tag", "Point an alias (a tag, or best) at a version; aliased versions are never collected",
                           tag);
   tag_command->add_option("REF NAME", args->refs, "Version, then the alias (letters, digits, '_' and '-')")

@@ -1,4 +1,4 @@
-// The `dptrain ckpt` subcommands: list, show, verify, diff, tag, export, gc.
+// The `dptrain ckpt` subcommands: list, show, verify, diff, lineage, tag, export, gc.
 #pragma once
 
 #include <CLI/CLI.hpp>

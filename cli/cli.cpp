@@ -1,7 +1,6 @@
 // dptrain's subcommands (train, eval, data, runs, ckpt, models) and the top-level error policy.
 #include "cli/cli.h"
 
-#include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -12,6 +11,7 @@
 
 #include "cli/ckpt_commands.h"
 #include "cli/data_commands.h"
+#include "cli/eval_command.h"
 #include "cli/runs_commands.h"
 #include "core/check.h"
 #include "core/config.h"
@@ -38,13 +38,8 @@ struct TrainArgs {
   std::string config;
   std::vector<std::string> overrides;
   std::string resume;
+  train::InitFrom init;
   bool help_config = false;
-};
-
-struct EvalArgs {
-  std::string config;
-  std::vector<std::string> overrides;
-  std::string checkpoint = "latest";
 };
 
 Config load_config(const Runtime& runtime, const std::string& path, const std::vector<std::string>& overrides) {
@@ -71,15 +66,6 @@ distributed::Backends make_backends(const Runtime& runtime, const Config& config
   return backends;
 }
 
-// " | test accuracy 0.9150 | test loss 0.2359", the accuracy only where the loss has one.
-std::string format_eval(const train::EvalResult& eval, const std::string& what) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(4);
-  if (!std::isnan(eval.accuracy)) out << " | " << what << "accuracy " << eval.accuracy;
-  out << " | " << what << "loss " << eval.loss;
-  return out.str();
-}
-
 // Returns the process exit code: 0, or train::kPreemptedExitCode after a signal-triggered save.
 int run_train(Runtime& runtime, const TrainArgs& args) {
   if (args.help_config) {
@@ -89,7 +75,7 @@ int run_train(Runtime& runtime, const TrainArgs& args) {
   const Config config = load_config(runtime, args.config, args.overrides);
   configure_runtime(runtime, config);
   train::Trainer trainer(config, runtime, make_backends(runtime, config));
-  const train::FitResult result = trainer.fit(args.resume);
+  const train::FitResult result = trainer.fit(args.resume, args.init);
   auto& out = runtime.out();
   out << "dptrain: finished " << result.steps << " steps in " << format_duration(result.seconds);
   if (result.evaluated) out << format_eval(result.eval, "test ");
@@ -103,14 +89,10 @@ int run_train(Runtime& runtime, const TrainArgs& args) {
   return train::kPreemptedExitCode;
 }
 
-void run_eval(Runtime& runtime, const EvalArgs& args) {
+void run_eval_command(Runtime& runtime, const EvalArgs& args) {
   const Config config = load_config(runtime, args.config, args.overrides);
   configure_runtime(runtime, config);
-  train::Trainer trainer(config, runtime, make_backends(runtime, config));
-  trainer.load_weights(args.checkpoint);
-  const train::EvalResult result = trainer.evaluate();
-  runtime.out() << "dptrain: checkpoint " << args.checkpoint << " on " << config.get_string("data.test") << ": "
-                << result.samples << " samples" << format_eval(result, "") << std::endl;
+  run_eval(runtime, config, make_backends(runtime, config), args);
 }
 
 int report_and_exit(const Runtime* runtime, const std::exception& e, bool agreed) {
@@ -138,17 +120,32 @@ int run(int argc, char** argv) {
         ->take_all();
     train->add_option("--resume", train_args.resume,
                       "Continue from a checkpoint: latest, vN (e.g. v3) or a version directory");
+    train->add_option("--init-from", train_args.init.ref,
+                      "Start a new run from a version's weights (continual learning): latest, vN, an alias or a "
+                      "version directory; fresh schedule, step counter, data cursor and run id");
+    train->add_option("--init-from-dir", train_args.init.store,
+                      "Checkpoint store that holds the --init-from version (default: checkpoint.dir)");
+    train->add_flag("--init-optimizer", train_args.init.optimizer,
+                    "With --init-from: also take the version's optimizer state (Adam's moments, SGD's momentum)");
     train->add_flag("--help-config", train_args.help_config, "List every config key with type, default and range");
     train->footer("Example: mpirun -np 2 --bind-to none dptrain train examples/fashion_mnist/config.toml\n"
-                  "Metrics: <run.output_dir>/<run-id>/metrics.jsonl; checkpoints: <checkpoint.dir>/versions/.");
+                  "Metrics: <run.output_dir>/<run-id>/metrics.jsonl; checkpoints: <checkpoint.dir>/versions/.\n"
+                  "Every version records its parent (the version --resume or --init-from started from): see\n"
+                  "dptrain ckpt lineage.");
 
     EvalArgs eval_args;
-    auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint on data.test of a config");
+    auto* eval = app.add_subcommand(
+        "eval", "Evaluate a checkpoint on data.test of a config: loss, accuracy, per-class accuracy, confusion matrix");
     eval->add_option("CONFIG", eval_args.config, "TOML config file (model and data.test are read from it)")
         ->required();
     eval->add_option("--set", eval_args.overrides, "Override a config key (repeatable)")->take_all();
-    eval->add_option("--checkpoint", eval_args.checkpoint, "Checkpoint: latest, vN or a version directory")
+    eval->add_option("--checkpoint", eval_args.checkpoint, "Checkpoint: latest, vN, an alias or a version directory")
         ->capture_default_str();
+    eval->add_option("--dir", eval_args.store, "Checkpoint store (default: checkpoint.dir)");
+    eval->footer("Needs only data.test and the store: no training data, and checkpoint.enabled may be false.\n"
+                 "Writes <run.output_dir>/<eval-run-id>/eval.json (loss, accuracy, per-class accuracy, confusion\n"
+                 "matrix: row = label, column = prediction) and confusion.png, and records eval/loss, eval/accuracy\n"
+                 "and eval/class_accuracy/N to tracking.sinks at the checkpoint's step.");
 
     add_data_commands(app, *runtime);
     add_runs_commands(app, *runtime);
@@ -166,7 +163,7 @@ int run(int argc, char** argv) {
     }
 
     if (train->parsed()) return run_train(*runtime, train_args);
-    if (eval->parsed()) run_eval(*runtime, eval_args);
+    if (eval->parsed()) run_eval_command(*runtime, eval_args);
     if (models->parsed() && runtime->is_main()) {
       for (const auto& [name, description] : train::ModelRegistry::global().list()) {
         std::cout << std::left << std::setw(14) << name << description << "\n";

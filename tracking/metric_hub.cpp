@@ -64,6 +64,7 @@ struct MetricHub::State {
   std::uint64_t flushed = 0;       // everything up to this many recorded is written and flushed
   std::int64_t dropped = 0;
   std::string busy_sink;  // the sink the drain thread is in now, for close()'s deadline report
+  std::map<std::string, std::string> backend_run_ids;  // what the sinks said after their last write
   std::string status;
   bool stop = false;
   bool abandon = false;  // close() gave up waiting: discard what is still queued
@@ -129,6 +130,11 @@ struct MetricHub::State {
           if (segment.checkpoint) call(slot, "checkpoint", [&](Sink& sink) { sink.checkpoint(*segment.checkpoint); });
         }
         if (flush_now) call(slot, "flush", [](Sink& sink) { sink.flush(); });
+        const std::string id = slot.sink->backend_run_id();
+        if (!id.empty()) {
+          std::lock_guard<std::mutex> ids_lock(mutex);
+          backend_run_ids[slot.sink->name()] = id;
+        }
       }
       if (last) {
         for (SinkSlot& slot : sinks) call(slot, "close", [&](Sink& sink) { sink.close(status); });
@@ -155,6 +161,11 @@ MetricHub::MetricHub(RunInfo run, std::vector<std::unique_ptr<Sink>> sinks, Metr
 
 // A hub destroyed while an exception unwinds belongs to a run that failed.
 MetricHub::~MetricHub() { close(std::uncaught_exceptions() > 0 ? "FAILED" : "FINISHED"); }
+
+std::map<std::string, std::string> MetricHub::backend_run_ids() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->backend_run_ids;
+}
 
 void MetricHub::record(MetricRecord record) { state_->enqueue(Entry{std::move(record), std::nullopt}); }
 

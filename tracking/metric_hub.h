@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -39,6 +40,8 @@ class MetricHub {
   void close(const std::string& status, double deadline_s = 10.0);
 
   const RunInfo& run() const;
+  // Sink name -> backend_run_id() of the sinks that have one by now; callable from any thread.
+  std::map<std::string, std::string> backend_run_ids() const;
   // Records that never reached the sinks: queue overflow, or recorded after close().
   std::int64_t dropped() const;
 

@@ -160,6 +160,7 @@ class MlflowSink final : public Sink {
   }
 
   const std::string& mlflow_run_id() const { return run_id_; }
+  std::string backend_run_id() const override { return run_id_; }
   std::int64_t sent() const { return sent_; }
   std::int64_t still_spooled() const { return static_cast<std::int64_t>(spool_.pending().size()); }
 

@@ -19,6 +19,9 @@ class Sink {
   // A checkpoint version was published; in order with the records around it. Most sinks ignore it.
   virtual void checkpoint(const PublishedCheckpoint& /*published*/) {}
   virtual void flush() = 0;
+  // The run's id in the sink's own backend (MLflow's run id), once known; "" for sinks without one. Checkpoint
+  // manifests record it, so that a version's lineage leads to its runs there.
+  virtual std::string backend_run_id() const { return ""; }
   virtual void close(const std::string& status) = 0;  // "FINISHED", "FAILED", "KILLED"
 };
 

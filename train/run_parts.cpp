@@ -60,12 +60,14 @@ RunParts::RunParts(const Config& config, const distributed::Backends& backends, 
   }
 }
 
-NamedTensorRefs RunParts::named_state() const {
+NamedTensorRefs named_state(const torch::nn::Module& module) {
   NamedTensorRefs all;
-  for (const auto& item : module->named_parameters()) all.emplace_back(item.key(), item.value());
-  for (const auto& item : module->named_buffers()) all.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_parameters()) all.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_buffers()) all.emplace_back(item.key(), item.value());
   return all;
 }
+
+NamedTensorRefs RunParts::named_state() const { return train::named_state(*module); }
 
 std::int64_t RunParts::total_steps() const {
   const std::int64_t all = train_loader->sampler().steps_per_epoch() * options.epochs;

@@ -32,6 +32,9 @@ struct TrainerParts {
   std::optional<Loss> loss;                  // default: train.loss from the registry
 };
 
+// Parameters, then buffers, by name: what a checkpoint holds of a model.
+NamedTensorRefs named_state(const torch::nn::Module& module);
+
 struct RunParts {
   // Builds every part on every rank (the caller agrees on failures, see Runtime::all_or_none); shards the data by
   // the backends' rank and world size.

@@ -16,10 +16,12 @@
 #include <torch/torch.h>
 
 #include "checkpoint/checkpointer.h"
+#include "checkpoint/lineage.h"
 #include "core/check.h"
 #include "kernels/grad_norm.h"
 #include "tracking/metric_hub.h"
 #include "tracking/sinks.h"
+#include "train/evaluation.h"
 #include "train/mixed_precision.h"
 #include "train/optimizer_state.h"
 #include "train/preemption.h"
@@ -74,6 +76,7 @@ struct Trainer::Impl {
   distributed::Backend& gradients;
   std::unique_ptr<RunParts> run;
   TrainState state;
+  nlohmann::json parent;  // the version this run started from (checkpoint::parent_record); null for a fresh run
   double grad_norm = std::nan("");  // of the last step's gradient, unscaled, before clipping
   bool stop_voted = false;          // the last step's vote: a preemption signal reached some rank
   std::vector<std::string> param_names;  // of run->params, for errors
@@ -90,14 +93,7 @@ struct Trainer::Impl {
   // outputs first, so a bad label names its sample instead of ending in LibTorch's bare "out of bounds".
   at::Tensor targets_of(const data::Batch& batch, const data::Loader& loader, const at::Tensor& output,
                         std::int64_t begin, std::int64_t size) const {
-    const at::Tensor host = batch.targets.narrow(0, begin, size);
-    if (run->loss.classification) {
-      const std::string bad = check_class_labels(host, output.size(-1), [&](std::int64_t row) {
-        return loader.source().locate(batch.indices.at(static_cast<std::size_t>(begin + row)));
-      });
-      DPT_CHECK(bad.empty(), bad);
-    }
-    return host.to(run->device);
+    return checked_targets(batch, loader, run->loss, output, begin, size, run->device);
   }
 
   // One optimizer step on this rank's share of the global batch, run as ddp.accumulate_steps micro-batches
@@ -285,40 +281,18 @@ struct Trainer::Impl {
 
   EvalResult evaluate() {
     DPT_CHECK(run->test_loader, "evaluation needs test data: set data.test in the config or with --set data.test=PATH");
-    torch::NoGradGuard no_grad;
-    run->module->eval();
-    double loss_sum = 0.0;
-    std::int64_t samples = 0;
-    std::int64_t correct = 0;
-    std::int64_t labels = 0;
-    data::Loader& loader = *run->test_loader;
-    loader.start_epoch(0);
-    while (auto batch = loader.next()) {
-      const std::int64_t n = batch->targets.size(0);
-      if (n == 0) continue;
-      at::Tensor output;
-      {
-        const AutocastGuard autocast(options().precision, run->device);
-        output = run->model.forward(batch->inputs.to(run->device));
-      }
-      const at::Tensor targets = targets_of(*batch, loader, output, 0, n);
-      loss_sum += run->loss.mean(output, targets).item<double>() * static_cast<double>(n);
-      samples += n;
-      if (run->loss.classification) {
-        correct += output.argmax(-1).eq(targets).sum().item<std::int64_t>();
-        labels += targets.numel();
-      }
-    }
-    run->module->train();
-    at::Tensor totals = at::tensor({loss_sum, static_cast<double>(samples), static_cast<double>(correct),
-                                    static_cast<double>(labels)}, at::kDouble);
-    control.allreduce(totals, distributed::ReduceOp::Sum)->wait();
-    EvalResult result;
-    result.samples = static_cast<std::int64_t>(totals[1].item<double>());
-    result.loss = totals[0].item<double>() / std::max(1.0, totals[1].item<double>());
-    result.accuracy = run->loss.classification ? totals[2].item<double>() / std::max(1.0, totals[3].item<double>())
-                                               : std::nan("");
-    return result;
+    return train::evaluate(
+        EvalParts{run->model, *run->module, *run->test_loader, run->loss, options().precision, run->device, control});
+  }
+
+  // After an epoch's last step, before that step's save: so the version holds the result, and a resume from it
+  // does not evaluate the epoch again.
+  void evaluate_epoch() {
+    if (!run->test_loader || !options().eval_every_epoch) return;
+    state.last_eval = evaluate();
+    std::map<std::string, double> values = {{"eval/loss", state.last_eval->loss}};
+    if (run->loss.classification) values["eval/accuracy"] = state.last_eval->accuracy;
+    record(std::move(values));
   }
 
   // What a checkpoint records besides the loop's position: lineage, the run, the build.
@@ -331,7 +305,9 @@ struct Trainer::Impl {
             {"model", options().model},
             {"config", config.to_json()},
             {"optimizer", options().optimizer},
-            {"build", checkpoint::build_info()}};
+            {"build", checkpoint::build_info()},
+            {"parent", parent},
+            {"tracking_runs", hub ? hub->backend_run_ids() : std::map<std::string, std::string>()}};
   }
 
   // Every rank calls this at the same step (the RNG states are gathered); rank 0 hands a snapshot to the
@@ -352,22 +328,25 @@ struct Trainer::Impl {
     record({{"checkpoint/stall_s", seconds_between(stall_start, Clock::now())}});
   }
 
-  // Every rank reads the same verified version; for "latest", damaged newer versions are skipped (one line each).
-  void resume_from(const std::string& ref) {
-    DPT_CHECK(run->store, "--resume needs checkpoints: checkpoint.enabled is false");
-    std::vector<std::string> skipped;
-    const checkpoint::CheckpointContents contents = run->store->load(ref, &skipped);
-    for (const auto& line : skipped) runtime.out() << "dptrain: skipping a damaged checkpoint: " << line << std::endl;
-    const std::string run_id = state.run_id;
-    const LossScale configured = state.loss_scale;
-    const OptimizerStateLoader load_optimizer = [&](const checkpoint::NamedTensors& tensors) {
+  // How a checkpoint's optimizer state reaches this rank: whole, or with ddp.zero = 1 the shards this rank steps.
+  OptimizerStateLoader optimizer_loader(const std::string& ref) {
+    return [this, ref](const checkpoint::NamedTensors& tensors) {
       if (run->reducer->zero()) {
         load_sharded_optimizer_state(*run->optimizer, *run->reducer, run->params, tensors, ref);
       } else {
         load_optimizer_state(*run->optimizer, tensors, ref);
       }
     };
-    state = restore(contents, run->named_state(), load_optimizer, control.rank(), ref, options().model);
+  }
+
+  // Every rank reads the same verified version; for "latest", damaged newer versions are skipped (one line each).
+  void resume_from(const std::string& ref) {
+    DPT_CHECK(run->store, "--resume needs checkpoints: checkpoint.enabled is false");
+    const checkpoint::CheckpointContents contents = load_version(*run->store, ref, runtime.out());
+    const std::string run_id = state.run_id;
+    const LossScale configured = state.loss_scale;
+    state = restore(contents, run->named_state(), optimizer_loader(ref), control.rank(), ref, options().model);
+    parent = checkpoint::parent_record(contents, "resume");
     if (state.run_id.empty()) state.run_id = run_id;
     if (!contents.state.contains("loss_scale")) state.loss_scale = configured;
     const std::int64_t per_epoch = run->train_loader->sampler().num_samples();
@@ -394,14 +373,22 @@ struct Trainer::Impl {
   }
 
   // Run id, resume, the Checkpointer, rank 0's model state on every rank, the sinks.
-  void start(const std::string& resume) {
+  void start(const std::string& resume, const InitFrom& init) {
     for (const auto& p : run->module->named_parameters()) {
       if (p.value().requires_grad()) param_names.push_back(p.key());
     }
     state.loss_scale.value = options().loss_scale;
-    runtime.all_or_none("resume", [&] {
+    runtime.all_or_none(init.ref.empty() ? "resume" : "--init-from", [&] {
       if (control.rank() == 0) state.run_id = tracking::new_run_id();
+      DPT_CHECK(resume.empty() || init.ref.empty(), "--resume and --init-from exclude each other: --resume continues ",
+                "a run, --init-from starts a new one from a version's weights");
+      DPT_CHECK(!init.ref.empty() || (!init.optimizer && init.store.empty()),
+                "--init-optimizer and --init-from-dir go with --init-from VERSION");
       if (!resume.empty()) resume_from(resume);
+      if (!init.ref.empty()) {
+        parent = init_from(init, options().checkpoint_dir, run->named_state(), optimizer_loader(init.ref),
+                           options().model, runtime.out());
+      }
       if (run->store && control.rank() == 0) {
         checkpointer = std::make_unique<checkpoint::Checkpointer>(
             checkpoint::CheckpointerOptions::from_config(config),
@@ -427,11 +414,12 @@ struct Trainer::Impl {
     announce();
   }
 
-  FitResult fit(const std::string& resume) {
+  FitResult fit(const std::string& resume, const InitFrom& init) {
     const auto started = Clock::now();
     FitResult result;
     const PreemptionSignals signals;
-    start(resume);
+    start(resume, init);
+    const std::int64_t first_step = state.step;
     const std::int64_t epochs = options().epochs;
     // Only train.max_steps limits the step count: steps are counted at the world size of their time, so after a
     // resume at another world size the epochs and the global cursor alone say where training ends.
@@ -454,6 +442,7 @@ struct Trainer::Impl {
         if (state.step % options().log_every == 0 || last_step) {
           record(log_metrics(stats, local_loss, batch->targets.size(0)));
         }
+        if (!loader.sampler().has_next()) evaluate_epoch();
         if (save_every > 0 && state.step % save_every == 0) save();
         // A signal on any rank stops every rank after the same step (the step vote carried the flags).
         if (stop_voted) {
@@ -467,16 +456,17 @@ struct Trainer::Impl {
         }
       }
       const bool epoch_complete = !loader.sampler().has_next();
-      if (epoch_complete && run->test_loader && options().eval_every_epoch) {
-        state.last_eval = evaluate();
-        std::map<std::string, double> values = {{"eval/loss", state.last_eval->loss}};
-        if (run->loss.classification) values["eval/accuracy"] = state.last_eval->accuracy;
-        record(std::move(values));
-      }
       if (epoch_complete) ++result.epochs;
       if (stop && !epoch_complete) break;  // keep (epoch, cursor) pointing at the next sample
     }
-    if (run->store && (save_every == 0 || state.step % save_every != 0)) save();
+    // A resumed run that had already finished takes no step: a new version would only repeat the last one.
+    if (state.step == first_step) {
+      runtime.out() << "dptrain: nothing to train: the resumed run already reached step " << state.step
+                    << " (train.epochs = " << epochs << ", train.max_steps = " << options().max_steps
+                    << "); no new checkpoint published; raise either to train on" << std::endl;
+    } else if (run->store && (save_every == 0 || state.step % save_every != 0)) {
+      save();
+    }
     if (checkpointer) result.checkpoint = checkpointer->wait();
     checkpointer.reset();
     if (hub) hub->close(result.preempted ? "KILLED" : "FINISHED");
@@ -507,15 +497,7 @@ Trainer::Trainer(const Config& config, const Runtime& runtime, distributed::Back
 
 Trainer::~Trainer() = default;
 
-FitResult Trainer::fit(const std::string& resume) { return impl_->fit(resume); }
-
-void Trainer::load_weights(const std::string& ref) {
-  impl_->runtime.all_or_none("loading checkpoint " + ref, [&] {
-    DPT_CHECK(impl_->run->store, "loading a checkpoint needs checkpoint.enabled = true and checkpoint.dir");
-    load_model_tensors(impl_->run->store->load(ref).tensors.at("model"), impl_->run->named_state(), ref,
-                       impl_->options().model);
-  });
-}
+FitResult Trainer::fit(const std::string& resume, const InitFrom& init) { return impl_->fit(resume, init); }
 
 EvalResult Trainer::evaluate() { return impl_->evaluate(); }
 

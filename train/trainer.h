@@ -13,6 +13,7 @@
 #include "core/runtime.h"
 #include "distributed/backend.h"
 #include "distributed/make_backend.h"
+#include "train/init_from.h"
 #include "train/run_parts.h"
 #include "train/train_state.h"
 
@@ -42,9 +43,8 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   // Trains until train.epochs or train.max_steps. `resume` = "" starts fresh; "latest", "vN" or a path resumes.
-  FitResult fit(const std::string& resume = "");
-  // Loads a checkpoint's model weights (no optimizer state) for evaluation.
-  void load_weights(const std::string& checkpoint_ref);
+  // `init` (with resume = "") starts a new run from a version's weights instead (continual learning).
+  FitResult fit(const std::string& resume = "", const InitFrom& init = {});
   // Loss (and, for a classification loss, accuracy) on the test data, sharded over the ranks and combined.
   EvalResult evaluate();
 

@@ -3,7 +3,8 @@
 # 127.0.0.1, a free port): a run's metrics, params, tags, status, config and checkpoint manifest artifacts, and
 # its checkpoint versions in the Model Registry with their aliases, read back through the REST API; the server
 # killed mid-run and restarted with no step missing or duplicated and no checkpoint registered twice, also when
-# the whole spool is replayed; `dptrain runs sync` of an offline run, NaN and Inf included.
+# the whole spool is replayed; `dptrain runs sync` of an offline run, NaN and Inf included; the MLflow run id in
+# the checkpoint manifests and `dptrain ckpt lineage`.
 # Usage: mlflow_test.sh DPTRAIN
 set -u
 dptrain=$(realpath "$1")
@@ -74,6 +75,24 @@ output=$(timeout 120 "$dptrain" train config.toml 2>&1)
 run_dir=$(ls -d runs/*/ | head -1)
 result=$(check integration "$run_dir" --checkpoints=ckpt1 --model=integration-model)
 if [ $? -eq 0 ]; then ok "run read back: $result"; else bad "run read back" "$output"$'\n'"$result"; fi
+# The MLflow run's id, once the sink knows it, is in the manifests saved after that, and the lineage shows it.
+mlflow_run=$("$venv/bin/python" - "$uri" "$(basename "$run_dir")" <<'PY'
+import json, sys, urllib.request
+def call(path, body=None):
+    request = urllib.request.Request(sys.argv[1] + "/api/2.0/mlflow/" + path, json.dumps(body).encode() if body else None,
+                                     {"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=10))
+experiment = call("experiments/get-by-name?experiment_name=integration")["experiment"]["experiment_id"]
+runs = call("runs/search", {"experiment_ids": [experiment], "filter": f"tags.`dptrain.run_id` = '{sys.argv[2]}'"})
+print(runs["runs"][0]["info"]["run_id"])
+PY
+)
+recorded=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["state"]["tracking_runs"].get("mlflow"))' \
+  "ckpt1/versions/$(ls ckpt1/versions | tail -1)/manifest.json")
+lineage=$("$dptrain" ckpt lineage latest --dir ckpt1 2>&1)
+if [ -n "$mlflow_run" ] && [ "$recorded" = "$mlflow_run" ] && grep -q "| mlflow run $mlflow_run" <<< "$lineage"; then
+  ok "the MLflow run id in the manifest and the lineage"
+else bad "the MLflow run id in the manifest ($recorded, MLflow: $mlflow_run)" "$lineage"; fi
 # As if every acknowledgement had been lost in a crash: the whole spool is replayed, and still nothing is
 # logged or registered twice, and no request is rejected. Its metric lines are regrouped 108 metrics a line, as
 # a slow server leaves them: MLflow's SQL store refuses such a request of repeats, since its last 8 metrics do

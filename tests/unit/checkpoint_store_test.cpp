@@ -1,7 +1,9 @@
 // Tests for the CheckpointStore interface over LocalCheckpointStore: the factory, round trip, dedup, damage and
-// fallback, latest, aliases, retention with readers and the writer lock, unwritable roots, crash leftovers.
+// fallback, latest, aliases, retention with readers and the writer lock, unwritable roots, crash leftovers; the
+// lineage of versions across stores.
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/checkpointer.h"
+#include "checkpoint/lineage.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -514,6 +516,43 @@ TEST(BuildInfoTest, NamesTheCommitAndTheLibraryVersions) {
   }
   EXPECT_FALSE(info.at("mpi").get<std::string>().empty()) << info;
   EXPECT_TRUE(std::regex_match(info.at("git_commit").get<std::string>(), std::regex("[0-9a-f]{40}|unknown"))) << info;
+}
+
+TEST_F(CheckpointStoreTest, LineageFollowsParentsAcrossStoresAndNamesAChangedOrMissingOne) {
+  const auto first = open_checkpoint_store(root() + "/first");
+  const auto second = open_checkpoint_store(root() + "/second");
+  CheckpointContents fresh = sample(1.0f, 5);
+  fresh.state["parent"] = nullptr;
+  first->publish(fresh);
+  const CheckpointContents loaded = first->load("latest");
+  EXPECT_EQ(loaded.store, (root_ / "first").string());
+  EXPECT_EQ(loaded.manifest_sha256, sha256_hex(first->manifest("v1")));
+  CheckpointContents child = sample(2.0f, 3);
+  child.state["config"]["optimizer.lr"] = 0.01;
+  child.state["parent"] = parent_record(loaded, "init-from");
+  second->publish(child);
+
+  std::vector<Generation> chain = trace_lineage(*second, "latest");
+  ASSERT_EQ(chain.size(), 2u);
+  EXPECT_EQ(chain[0].store, (root_ / "second").string());
+  EXPECT_EQ(chain[1].store, (root_ / "first").string());
+  EXPECT_EQ(chain[1].version, "v000001");
+  EXPECT_EQ(chain[1].problem, "");
+  ASSERT_EQ(chain[0].config_changes.size(), 1u);
+  EXPECT_EQ(chain[0].config_changes[0].key, "optimizer.lr");
+  EXPECT_EQ(chain[0].config_changes[0].before, 0.1);
+  EXPECT_EQ(chain[0].config_changes[0].after, 0.01);
+  EXPECT_TRUE(chain[1].config_changes.empty()) << "the first version has no parent to differ from";
+
+  std::ofstream(root_ / "first" / "versions" / "v000001" / "manifest.json", std::ios::app) << "\n";
+  chain = trace_lineage(*second, "latest");
+  ASSERT_EQ(chain.size(), 2u);
+  EXPECT_THAT(chain[1].problem, HasSubstr("the version was replaced or changed since"));
+
+  fs::remove_all(root_ / "first");
+  chain = trace_lineage(*second, "latest");
+  ASSERT_EQ(chain.size(), 2u);
+  EXPECT_THAT(chain[1].problem, HasSubstr("cannot be read: no checkpoint version v000001 in " + root() + "/first"));
 }
 
 }  // namespace

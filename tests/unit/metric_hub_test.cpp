@@ -58,6 +58,7 @@ struct SinkLog {
   std::string closed_with;
   std::shared_ptr<Gate> gate;  // when set, every write waits for it first
   bool throw_on_write = false;
+  std::string backend_run_id;  // what the sink says its backend calls the run
 
   std::size_t size() {
     std::lock_guard<std::mutex> lock(mutex);
@@ -88,6 +89,10 @@ class MemorySink final : public Sink {
   void close(const std::string& status) override {
     std::lock_guard<std::mutex> lock(log_->mutex);
     log_->closed_with = status;
+  }
+  std::string backend_run_id() const override {
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    return log_->backend_run_id;
   }
 
  private:
@@ -262,6 +267,25 @@ TEST_F(TrackingTest, CheckpointsReachTheSinksInOrderWithTheRecords) {
   hub->flush();
   EXPECT_EQ(log->events,
             (std::vector<std::string>{"step 1", "checkpoint v000001", "step 2", "checkpoint v000002"}));
+}
+
+TEST_F(TrackingTest, BackendRunIdsAreCollectedFromTheSinksThatHaveOne) {
+  auto with_id = std::make_shared<SinkLog>();
+  auto without_id = std::make_shared<SinkLog>();
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(memory_sink(with_id, "mlflow"));
+  sinks.push_back(memory_sink(without_id, "jsonl"));
+  MetricHub hub(RunInfo{}, std::move(sinks));
+  hub.record(train_record(1, 0.5));
+  hub.flush();
+  EXPECT_TRUE(hub.backend_run_ids().empty()) << "no sink knew its backend's run id yet";
+  {
+    std::lock_guard<std::mutex> lock(with_id->mutex);
+    with_id->backend_run_id = "4f2a9c";
+  }
+  hub.record(train_record(2, 0.4));
+  hub.flush();
+  EXPECT_EQ(hub.backend_run_ids(), (std::map<std::string, std::string>{{"mlflow", "4f2a9c"}}));
 }
 
 TEST_F(TrackingTest, RecordDoesNotWaitForASlowSink) {
