@@ -170,6 +170,8 @@ class WandbSink final : public Sink {
   }
 
   std::string name() const override { return "wandb"; }
+  // The W&B run's id is dptrain's run id (the driver logs into it, resumed).
+  std::string backend_run_id() const override { return run_.id; }
 
   void write(const std::vector<MetricRecord>& records) override {
     if (records.empty()) return;

@@ -62,6 +62,12 @@ if [ $? -eq 0 ] && [ $rc -eq 0 ] && grep -q "$upload_hint" <<< "$output"; then
   ok "run read back: $result"
 else bad "run read back (train exit $rc)" "$(grep -v '^step' <<< "$output")"$'\n'"$result"; fi
 
+# The W&B run's id (dptrain's run id) is in the manifests, for `ckpt lineage`.
+run_id=$(basename "$run_dir")
+if "$dptrain" ckpt lineage latest --dir ckpt1 --json 2> /dev/null | grep -q "\"wandb\": *\"$run_id\""; then
+  ok "the manifests record the W&B run id $run_id"
+else bad "the manifests record the W&B run id $run_id" "$("$dptrain" ckpt lineage latest --dir ckpt1 --json 2>&1 | head -40)"; fi
+
 # 2. The driver is killed (SIGKILL) mid-run, its W&B run half written: the sink starts it again, and the new one
 # logs the spool from where it was acknowledged; nothing is lost or doubled, and no run cut short is left for
 # `wandb sync`. The trainer is paused meanwhile, so that the kill falls mid-run on a machine of any speed.
