@@ -52,7 +52,8 @@ Sampler::Sampler(std::int64_t num_samples, std::int64_t batch_per_rank, int rank
   DPT_CHECK(last_batch != LastBatch::DropLast || num_samples >= samples_per_step(), "drop_last with ", num_samples,
             " samples and a step of ", samples_per_step(), " (", world_size, " ranks x ", batch_per_rank,
             batches_per_step > 1 ? " x " + std::to_string(batches_per_step) + " batches" : std::string(),
-            ") leaves no full step: lower the batch size or set data.last_batch = \"uneven\" or \"pad\"");
+            ") leaves no full step: lower the batch size", batches_per_step > 1 ? " or the batches per step" : "",
+            ", or set data.last_batch = \"uneven\" or \"pad\"");
   set_epoch(0, 0);
 }
 

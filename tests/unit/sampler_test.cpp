@@ -350,6 +350,13 @@ TEST(Sampler, RejectsImpossibleConfigurations) {
   EXPECT_THROW(Sampler(10, 0, 0, 1, 0, true), Error);
   EXPECT_THROW(Sampler(10, 1, 2, 2, 0, true), Error);
   EXPECT_THROW(Sampler(10, 4, 0, 3, 0, true, LastBatch::DropLast), Error);  // no full batch to keep
+  try {
+    Sampler(10, 1, 0, 2, 0, true, LastBatch::DropLast, 6);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("a step of 12 (2 ranks x 1 x 6 batches) leaves no full step"), std::string::npos)
+        << e.message();
+  }
   Sampler sampler(10, 1, 0, 1, 0, true);
   EXPECT_THROW(sampler.set_epoch(0, 11), Error);
 }
