@@ -3,20 +3,25 @@
 (beta) from allreduce_perf at each world size, check the step times it predicts against a scaling study measured
 here, and project a cluster that is not here.
 
-  fit:      /usr/bin/python3 bench/perf_model.py fit --ranks 2,3,4 --out model.json
+  fit:      /usr/bin/python3 bench/perf_model.py fit --ranks 2,3,4 [--hosts 2 --link 1gbit] --out model.json
   validate: /usr/bin/python3 bench/perf_model.py validate --model model.json --study study/results.json
   project:  /usr/bin/python3 bench/perf_model.py project --parameters 124e6 --step-compute-s 0.25 [--gpus-per-node 8 ...]
 
 Ring all-reduce of S bytes over n ranks: T(n, S) = 2(n-1) alpha + 2(n-1)/n S beta. Hierarchical over N nodes of g
 ranks: the in-node reduce-scatter and all-gather, 2(g-1) alpha_in + 2(g-1)/g S beta_in, plus the ring over the
 nodes of each rank's 1/g of the gradient, 2(N-1) alpha_net + 2(N-1)/N (S/g) beta_net. A step is its compute plus
-the part of the all-reduce backward does not hide: step = compute + (1 - hidden) T."""
+the part of the all-reduce backward does not hide: step = compute + optimizer + data wait + (1 - hidden) T.
+With --hosts, fit also measures the all-reduce between that many namespace hosts of this machine, one rank each
+(tests/multinode/hosts.sh; links shaped by --link): the network's alpha and beta, which validate uses for a study's
+points on several hosts."""
 import argparse
 import json
 import os
 import re
 import subprocess
 import sys
+
+from namespace_hosts import launcher, mpirun_on_hosts, under_hosts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,21 +41,21 @@ def hierarchical_time(nodes, per_node, size, inner, outer):
     return in_node + ring_time(nodes, size / per_node, *outer)
 
 
-def measure(ranks, build, max_bytes):
-    """(size, seconds) of dptrain's all-reduce at `ranks`, from allreduce_perf's table."""
-    command = ["mpirun", "-np", str(ranks), "--bind-to", "none", "--oversubscribe",
-               os.path.join(build, "bench", "allreduce_perf"), "--min-bytes", "4096", "--max-bytes", str(max_bytes)]
+def measure(launch, where, build, max_bytes):
+    """(size, seconds) of dptrain's all-reduce started by `launch` (an mpirun command), from allreduce_perf's table."""
+    command = launch + [os.path.join(build, "bench", "allreduce_perf"), "--min-bytes", "4096",
+                        "--max-bytes", str(max_bytes)]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"perf_model: allreduce_perf at np={ranks} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise SystemExit(f"perf_model: allreduce_perf at {where} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     rows = []
     for line in done.stdout.splitlines():
         m = re.match(r"\s*(\d+)\s+\d+\s+\|\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\|\s+([\d.]+)", line)
         if m:
             rows.append((int(m.group(1)), float(m.group(2)) * 1e-6))
     if len(rows) < 2:
-        raise SystemExit(f"perf_model: no table in allreduce_perf's output at np={ranks}")
+        raise SystemExit(f"perf_model: no table in allreduce_perf's output at {where}")
     return rows
 
 
@@ -66,39 +71,63 @@ def fit_line(rows):
     return max(0.0, (sy - b * sx) / sw), max(b, 1e-15)
 
 
-def fit(args):
-    model = {"ranks": {}}
+def fit_ring(n, rows, where):
+    """alpha and beta of a ring of n ranks from its measured (size, seconds)."""
+    a, b = fit_line(rows)
+    alpha, beta = a / (2 * (n - 1)), b * n / (2 * (n - 1))
+    worst = max(abs(a + b * s - t) / t for s, t in rows)
+    print(f"{where}: alpha {alpha * 1e6:.1f} us, beta {beta * 1e9:.3f} ns/B (bus bandwidth {1e-9 / beta:.2f} GB/s), "
+          f"worst fit error {worst * 100:.0f} %")
+    return {"alpha_s": alpha, "beta_s_per_byte": beta, "busbw_gbs": 1e-9 / beta, "worst_fit_error": worst,
+            "measured": rows}
+
+
+def fit(args, argv):
+    if args.hosts and not launcher():
+        sys.exit(under_hosts(__file__, argv, args.hosts, 1, args.link))
+    model = {"ranks": {}, "hosts": {}}
     for n in [int(r) for r in args.ranks.split(",")]:
-        rows = measure(n, args.build, args.max_bytes)
-        a, b = fit_line(rows)
-        alpha, beta = a / (2 * (n - 1)), b * n / (2 * (n - 1))
-        worst = max(abs(a + b * s - t) / t for s, t in rows)
-        model["ranks"][str(n)] = {"alpha_s": alpha, "beta_s_per_byte": beta, "busbw_gbs": 1e-9 / beta,
-                                  "worst_fit_error": worst, "measured": rows}
-        print(f"np={n}: alpha {alpha * 1e6:.1f} us, beta {beta * 1e9:.3f} ns/B (bus bandwidth {1e-9 / beta:.2f} GB/s), "
-              f"worst fit error {worst * 100:.0f} %")
+        local = ["mpirun", "-np", str(n), "--bind-to", "none", "--oversubscribe"]
+        model["ranks"][str(n)] = fit_ring(n, measure(local, f"np={n}", args.build, args.max_bytes), f"np={n}")
+    if args.hosts:
+        where = f"{args.hosts} hosts x 1 rank" + (f", links {args.link}" if args.link else "")
+        rows = measure(mpirun_on_hosts(1, args.hosts), where, args.build, args.max_bytes)
+        model["hosts"][str(args.hosts)] = {**fit_ring(args.hosts, rows, where), "link": args.link or "unshaped"}
     with open(args.out, "w") as f:
         json.dump(model, f, indent=1)
 
 
+def allreduce_time(model, hosts, ranks, size):
+    """The model's all-reduce of `size` bytes over `ranks` ranks on `hosts` hosts, or None when it lacks a fit."""
+    ring = lambda fit: (fit["alpha_s"], fit["beta_s_per_byte"])  # noqa: E731
+    if hosts == 1:
+        fit = model["ranks"].get(str(ranks))
+        return ring_time(ranks, size, *ring(fit)) if fit else None
+    per_host = ranks // hosts
+    outer = model.get("hosts", {}).get(str(hosts))
+    inner = model["ranks"].get(str(per_host)) if per_host > 1 else {"alpha_s": 0.0, "beta_s_per_byte": 0.0}
+    return hierarchical_time(hosts, per_host, size, ring(inner), ring(outer)) if outer and inner else None
+
+
 def validate(args):
-    model = json.load(open(args.model))["ranks"]
+    model = json.load(open(args.model))
     study = json.load(open(args.study))
     parameters = study["study"]["parameters"]
-    print(f"| ranks | knob | gradient MiB | compute ms | all-reduce ms (model) | predicted step ms | measured step ms "
-          f"| error |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| hosts | ranks | knob | gradient MiB | compute + optimizer ms | all-reduce ms (model) | predicted step ms "
+          "| measured step ms | error |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for p in study["points"]:
-        if p["framework"] != "dptrain" or p["ranks"] < 2 or str(p["ranks"]) not in model:
-            continue
+        hosts = p.get("hosts", 1)
         knob = p["knob"]
         bytes_per = 2 if knob and knob[0] == "ddp.compression" and knob[1] in ("bf16", "fp16") else 4
         size = parameters * bytes_per
-        m = model[str(p["ranks"])]
-        allreduce = ring_time(p["ranks"], size, m["alpha_s"], m["beta_s_per_byte"])
-        predicted = p["compute_s"] + p["data_s"] + (1 - args.hidden) * allreduce
+        allreduce = allreduce_time(model, hosts, p["ranks"], size) if p["framework"] == "dptrain" else None
+        if p["ranks"] < 2 or allreduce is None:
+            continue
+        busy = p["compute_s"] + p.get("optimizer_s", 0.0)
+        predicted = busy + p["data_s"] + (1 - args.hidden) * allreduce
         error = predicted / p["step_s"] - 1
-        print(f"| {p['ranks']} | {'='.join(knob) if knob else '-'} | {size / 2**20:.1f} | {p['compute_s'] * 1e3:.1f} | "
+        print(f"| {hosts} | {p['ranks']} | {'='.join(knob) if knob else '-'} | {size / 2**20:.1f} | {busy * 1e3:.1f} | "
               f"{allreduce * 1e3:.1f} | {predicted * 1e3:.1f} | {p['step_s'] * 1e3:.1f} | {error * 100:+.0f} % |")
 
 
@@ -133,6 +162,8 @@ def main(argv):
     f.add_argument("--build", default=os.path.join(ROOT, "build"))
     f.add_argument("--max-bytes", type=int, default=64 << 20)
     f.add_argument("--out", default="perf-model.json")
+    f.add_argument("--hosts", type=int, default=0, help="also fit the all-reduce between this many namespace hosts")
+    f.add_argument("--link", default="", metavar="RATE", help="with --hosts: shape each host's link, e.g. 1gbit")
     v = commands.add_parser("validate", help="predicted against measured step times of a scaling study")
     v.add_argument("--model", required=True)
     v.add_argument("--study", required=True, help="results.json of bench/scaling.py")
@@ -147,7 +178,10 @@ def main(argv):
     for key, value in DEFAULTS.items():
         p.add_argument("--" + key.replace("_", "-"), type=float, default=value)
     args = parser.parse_args(argv)
-    {"fit": fit, "validate": validate, "project": project}[args.command](args)
+    if args.command == "fit":
+        fit(args, argv)
+    else:
+        {"validate": validate, "project": project}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ Writes OUT/results.json (one record per run, with the study, the environment and
 
   /usr/bin/python3 bench/scaling.py --model resnet18 --ranks 1,2 --batch 32 --out study
   /usr/bin/python3 bench/scaling.py --config study.toml        (the same options as TOML keys, e.g. ranks = [1, 2])
+  /usr/bin/python3 bench/scaling.py --hosts 1,2 --ranks 1,2 --link 1gbit   (hosts x ranks per host, as root)
+
+With --hosts, every point runs on namespace hosts of this machine (tests/multinode/hosts.sh: each its own hostname,
+address and sshd, mpirun on the first launching over ssh), --ranks ranks on each of that many hosts, and the peer
+started the same way; --link shapes every host's link (tc). The hosts share this machine's cores.
 
 Run with Debian's python3 (torch, h5py, matplotlib from scripts/install-deps.sh)."""
 import argparse
@@ -14,12 +19,15 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
+
+from namespace_hosts import launcher, mpirun_on_hosts, under_hosts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.join(ROOT, "bench", "peers", "pytorch_ddp.py")
@@ -45,7 +53,9 @@ def parse_args(argv):
     parser.add_argument("--model", default="fashion_cnn", help="a dptrain built-in model (dptrain models)")
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                         help="model.options entry, e.g. width=32 (repeatable)")
-    parser.add_argument("--ranks", default="1,2", help="world sizes, e.g. 1,2,3,4")
+    parser.add_argument("--ranks", default="1,2", help="world sizes, e.g. 1,2,3,4 (with --hosts: ranks per host)")
+    parser.add_argument("--hosts", default="", help="host counts, e.g. 1,2: run on that many namespace hosts (root)")
+    parser.add_argument("--link", default="", metavar="RATE", help="with --hosts: shape each host's link, e.g. 1gbit")
     parser.add_argument("--mode", choices=["weak", "strong"], default="weak",
                         help="weak: --batch per rank; strong: --batch is the global batch, split over the ranks")
     parser.add_argument("--batch", type=int, default=64)
@@ -55,6 +65,8 @@ def parse_args(argv):
     parser.add_argument("--knob", default="", metavar="KEY=V1,V2", help="sweep one dptrain config key, e.g. "
                         "ddp.bucket_cap_mb=1,25 or ddp.compression=none,bf16")
     parser.add_argument("--samples", type=int, default=2048, help="samples in the synthetic dataset")
+    parser.add_argument("--run-timeout", type=float, default=3600.0,
+                        help="seconds a run may take; a run past it is stopped and tried once more")
     parser.add_argument("--no-peer", action="store_true", help="skip PyTorch DDP")
     parser.add_argument("--oversubscribe", action="store_true", help="allow more ranks than cores")
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -69,14 +81,24 @@ def parse_args(argv):
             if not hasattr(args, name):
                 parser.error(f"{args.config}: unknown key '{key}'")
             if getattr(args, name) == getattr(defaults, name):
-                if name == "ranks" and isinstance(value, list):
+                if name in ("ranks", "hosts") and isinstance(value, list):
                     value = ",".join(str(v) for v in value)
                 if name == "model_option" and isinstance(value, dict):
                     value = [f"{k}={v}" for k, v in value.items()]
                 setattr(args, name, value)
     if args.steps % args.warmup:
         parser.error("--steps must be a multiple of --warmup (the trainer logs every --warmup steps)")
+    if args.link and not args.hosts:
+        parser.error("--link shapes the links of --hosts: give --hosts too")
     return args
+
+
+def host_counts(args):
+    return [int(h) for h in str(args.hosts).split(",")] if args.hosts else [1]
+
+
+def counts(text):
+    return [int(v) for v in str(text).split(",")]
 
 
 def model_options(args):
@@ -98,14 +120,47 @@ def environment(args):
     return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "commit": text(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "hosts": "namespace hosts on this machine" + (f", links shaped to {args.link}" if args.link else "")
+            if args.hosts else "this machine",
             "dptrain": os.path.abspath(os.path.join(args.build, "cli", "dptrain"))}
 
 
-def mpirun(args, ranks):
+def mpirun(args, point):
+    ranks = point["ranks"]
+    if launcher():
+        return mpirun_on_hosts(point["ranks_per_host"], point["hosts"])
     command = ["mpirun", "-np", str(ranks), "--bind-to", "none"]
     if args.oversubscribe or ranks > (os.cpu_count() or 1):
         command.append("--oversubscribe")
     return command
+
+
+def run_bounded(args, command, what):
+    """Runs `command` (its output captured) within --run-timeout; one that outlives it is stopped, every process
+    of its session (mpirun and the ranks it started), and tried once more. Returns (CompletedProcess, retries)."""
+    for attempt in range(2):
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+        try:
+            stdout, stderr = child.communicate(timeout=args.run_timeout)
+            return subprocess.CompletedProcess(command, child.returncode, stdout, stderr), attempt
+        except subprocess.TimeoutExpired:
+            for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+                try:
+                    if os.getsid(pid) == child.pid:
+                        os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+            stdout, stderr = child.communicate()
+            print(f"scaling: {what} ran past --run-timeout {args.run_timeout:g} s"
+                  f"{', tried once more' if attempt == 0 else ''}; its last output:\n{(stdout + stderr)[-1500:]}",
+                  file=sys.stderr, flush=True)
+    raise SystemExit(f"scaling: {what} ran past --run-timeout {args.run_timeout:g} s twice")
+
+
+def threads(point):
+    """Every rank's share of this machine's cores (namespace hosts share them too)."""
+    return max(1, (os.cpu_count() or 1) // point["ranks"])
 
 
 def dptrain_run(args, point, data, work):
@@ -117,14 +172,14 @@ def dptrain_run(args, point, data, work):
     sets = {"data.train": data, "data.test": "", "model.name": args.model, "train.batch_size": point["batch"],
             "train.optimizer": "adam", "train.lr_schedule": "constant", "train.max_steps": args.steps + args.warmup,
             "train.epochs": 1000, "checkpoint.enabled": "false", "tracking.sinks": '["jsonl"]',
-            "tracking.log_every": args.warmup, "run.output_dir": runs}
+            "tracking.log_every": args.warmup, "run.output_dir": runs, "runtime.threads": threads(point)}
     sets.update({f"model.options.{k}": json.dumps(v) for k, v in point["model_options"].items()})
     if point.get("knob"):
         sets[point["knob"][0]] = point["knob"][1]
-    command = mpirun(args, point["ranks"]) + [os.path.join(args.build, "cli", "dptrain"), "train", config]
+    command = mpirun(args, point) + [os.path.join(args.build, "cli", "dptrain"), "train", config]
     for key, value in sets.items():
         command += ["--set", f"{key}={value}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done, retries = run_bounded(args, command, f"dptrain at np={point['ranks']}")
     if done.returncode != 0:
         raise SystemExit(f"scaling: dptrain at np={point['ranks']} failed (exit {done.returncode}):\n"
                          + (done.stdout + done.stderr)[-3000:])
@@ -137,24 +192,27 @@ def dptrain_run(args, point, data, work):
         raise SystemExit(f"scaling: no metrics after the warm-up in {runs}")
     mean = lambda key: sum(r[key] for r in timed) / len(timed)  # noqa: E731
     banner = re.search(r"\((\d+) parameters\)", done.stdout)
+    nodes = re.search(r"\d+ ranks on (\d+) node", done.stdout)
     # Equal samples per interval: the overall rate is the harmonic mean of the interval rates.
     rate = len(timed) / sum(1.0 / r["train/samples_per_s"] for r in timed)
     step = point["ranks"] * point["batch"] / rate
     return {"samples_per_s": rate, "step_s": step, "compute_s": mean("train/compute_s"),
             "optimizer_s": mean("train/optimizer_s"), "comm_s": mean("train/comm_s"),
             "data_s": mean("train/data_wait_s"),
-            "parameters": int(banner.group(1)) if banner else None}
+            "parameters": int(banner.group(1)) if banner else None, "nodes": int(nodes.group(1)) if nodes else 1,
+            "retries": retries}
 
 
 def peer_run(args, point, data):
     command = ["/usr/bin/python3", PEER, "--json", "--world", str(point["ranks"]), "--batch", str(point["batch"]),
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--model", args.model,
-               "--model-options", json.dumps(point["model_options"]), "--data", data,
-               "--threads", str(max(1, (os.cpu_count() or 1) // point["ranks"]))]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+               "--model-options", json.dumps(point["model_options"]), "--data", data, "--threads", str(threads(point))]
+    if launcher():
+        command = mpirun(args, point) + command + ["--master-addr", "node0"]
+    done, retries = run_bounded(args, command, f"PyTorch DDP at world {point['ranks']}")
     if done.returncode != 0:
         raise SystemExit(f"scaling: PyTorch DDP at world {point['ranks']} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "retries": retries}
 
 
 def summary(values):
@@ -171,13 +229,16 @@ def points(args):
         knob_values = [(key, v) for v in values.split(",")]
     out = []
     for number, knob in enumerate(knob_values):
-        for ranks in [int(r) for r in str(args.ranks).split(",")]:
-            batch = args.batch if args.mode == "weak" else args.batch // ranks
-            if batch < 1:
-                raise SystemExit(f"scaling: a global batch of {args.batch} cannot be split over {ranks} ranks")
-            # The peer has no such knob: it runs once per world size, beside the knob's first value.
-            out.append({"ranks": ranks, "batch": batch, "global_batch": batch * ranks, "knob": knob,
-                        "model_options": options, "peer": number == 0})
+        for hosts in host_counts(args):
+            for per_host in counts(args.ranks):
+                ranks = hosts * per_host
+                batch = args.batch if args.mode == "weak" else args.batch // ranks
+                if batch < 1:
+                    raise SystemExit(f"scaling: a global batch of {args.batch} cannot be split over {ranks} ranks")
+                # The peer has no such knob: it runs once per world size, beside the knob's first value.
+                out.append({"hosts": hosts, "ranks_per_host": per_host, "ranks": ranks, "batch": batch,
+                            "global_batch": batch * ranks, "knob": knob, "model_options": options,
+                            "peer": number == 0})
     return out
 
 
@@ -185,12 +246,13 @@ def aggregate(runs):
     """Per point and framework: median and spread of every figure, efficiency against the point at 1 rank."""
     rows = {}
     for r in runs:
-        key = (r["framework"], r["ranks"], json.dumps(r["knob"]))
+        key = (r["framework"], r["hosts"], r["ranks"], json.dumps(r["knob"]))
         rows.setdefault(key, []).append(r)
     table = []
-    for (framework, ranks, knob), group in sorted(rows.items(), key=lambda kv: (json.dumps(kv[0][2]), kv[0][0], kv[0][1])):
-        row = {"framework": framework, "ranks": ranks, "knob": json.loads(knob), "repeats": len(group),
-               "batch": group[0]["batch"]}
+    for (framework, hosts, ranks, knob), group in sorted(
+            rows.items(), key=lambda kv: (json.dumps(kv[0][3]), kv[0][0], kv[0][1], kv[0][2])):
+        row = {"framework": framework, "hosts": hosts, "ranks": ranks, "knob": json.loads(knob),
+               "repeats": len(group), "batch": group[0]["batch"]}
         for figure in ("samples_per_s", "step_s", "compute_s", "optimizer_s", "comm_s", "data_s"):
             if figure in group[0]:
                 row[figure], row[figure + "_spread"] = summary([g[figure] for g in group])
@@ -201,7 +263,7 @@ def aggregate(runs):
         if base:
             row["efficiency"] = row["samples_per_s"] / (base["samples_per_s"] * row["ranks"])
         peer = next((p for p in table if p["framework"] == "pytorch_ddp" and p["ranks"] == row["ranks"]
-                     and p["batch"] == row["batch"]), None)
+                     and p["hosts"] == row["hosts"] and p["batch"] == row["batch"]), None)
         if row["framework"] == "dptrain" and peer:
             row["vs_pytorch_ddp"] = row["samples_per_s"] / peer["samples_per_s"]
         if "comm_s" in row:
@@ -212,14 +274,14 @@ def aggregate(runs):
 def markdown(study, table):
     lines = [f"# Scaling study: {study['model']} ({study['parameters']} parameters), {study['mode']} scaling",
              "", f"{study['command']}", "",
-             "| framework | knob | ranks | batch/rank | samples/s (spread) | efficiency | vs DDP | step ms | "
+             "| framework | knob | hosts | ranks | batch/rank | samples/s (spread) | efficiency | vs DDP | step ms | "
              "compute ms | optimizer ms | exposed comm ms (share) | data ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in table:
         ms = lambda key: f"{r[key] * 1e3:.1f}" if key in r else "-"  # noqa: E731
         knob = f"{r['knob'][0]}={r['knob'][1]}" if r["knob"] else "-"
         comm = f"{r['comm_s'] * 1e3:.1f} ({r['exposed_comm_fraction'] * 100:.1f} %)" if "comm_s" in r else "-"
-        lines.append(f"| {r['framework']} | {knob} | {r['ranks']} | {r['batch']} | {r['samples_per_s']:.1f} "
+        lines.append(f"| {r['framework']} | {knob} | {r['hosts']} | {r['ranks']} | {r['batch']} | {r['samples_per_s']:.1f} "
                      f"(±{r['samples_per_s_spread'] / 2:.1f}) | {r.get('efficiency', float('nan')):.3f} | "
                      f"{r.get('vs_pytorch_ddp', float('nan')):.3f} | {ms('step_s')} | {ms('compute_s')} | {ms('optimizer_s')} | "
                      f"{comm} | "
@@ -234,6 +296,8 @@ def plots(table, out):
     series = {}
     for r in table:
         label = r["framework"] + (f" {r['knob'][0]}={r['knob'][1]}" if r["knob"] else "")
+        if len({t["hosts"] for t in table}) > 1:
+            label += f" {r['hosts']} host(s)"
         series.setdefault(label, []).append(r)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, rows in series.items():
@@ -256,7 +320,8 @@ def plots(table, out):
     fig.savefig(os.path.join(out, "efficiency.png"), dpi=90)
     mine = [r for r in table if r["framework"] == "dptrain"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    names = [f"np{r['ranks']}" + (f"\n{r['knob'][1]}" if r["knob"] else "") for r in mine]
+    names = [f"np{r['ranks']}" + (f"\n{r['hosts']}h" if r["hosts"] > 1 else "") + (f"\n{r['knob'][1]}" if r["knob"] else "")
+             for r in mine]
     bottom = [0.0] * len(mine)
     for key, label in (("compute_s", "forward + backward"), ("optimizer_s", "optimizer"), ("comm_s", "exposed comm"),
                        ("data_s", "data wait")):
@@ -273,6 +338,8 @@ def plots(table, out):
 
 def main(argv):
     args = parse_args(argv)
+    if args.hosts and not launcher():
+        sys.exit(under_hosts(__file__, argv, max(host_counts(args)), max(counts(args.ranks)), args.link))
     os.makedirs(args.out, exist_ok=True)
     if os.geteuid() == 0:
         os.environ.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -281,7 +348,7 @@ def main(argv):
     if not os.access(dptrain, os.X_OK):
         raise SystemExit(f"scaling: {dptrain} is missing: bash scripts/build.sh dptrain")
     options = model_options(args)
-    data = os.path.join(args.out, "data.h5")
+    data = os.path.abspath(os.path.join(args.out, "data.h5"))
     subprocess.run([dptrain, "data", "synth", "--out", data, "--samples", str(args.samples)]
                    + synth_args(args.model, options), check=True, capture_output=True)
     study = {"model": args.model, "model_options": options, "mode": args.mode, "batch": args.batch,
@@ -299,7 +366,8 @@ def main(argv):
                     figures = (dptrain_run(args, point, data, work) if framework == "dptrain"
                                else peer_run(args, point, data))
                 runs.append({**point, "framework": framework, "repeat": repeat, **figures})
-                print(f"[{done}/{total}] {framework} np={point['ranks']} batch {point['batch']}/rank"
+                where = f" on {point['hosts']} hosts" if args.hosts else ""
+                print(f"[{done}/{total}] {framework} np={point['ranks']}{where} batch {point['batch']}/rank"
                       f"{' ' + '='.join(point['knob']) if point['knob'] else ''} repeat {repeat + 1}: "
                       f"{figures['samples_per_s']:.1f} samples/s", file=sys.stderr, flush=True)
     study["parameters"] = next(r["parameters"] for r in runs if r["framework"] == "dptrain")

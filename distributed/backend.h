@@ -1,10 +1,14 @@
-// distributed::Backend: the collectives dptrain needs (all-reduce, broadcast, all-gather, barrier), each returning a Work.
+// distributed::Backend: the collectives dptrain needs (all-reduce, reduce-scatter, broadcast, all-gather, barrier),
+// each returning a Work.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include <ATen/ATen.h>
+
+#include "core/check.h"
 
 namespace dpt::distributed {
 
@@ -24,6 +28,14 @@ class CompletedWork final : public Work {
   void wait() override {}
   bool is_done() override { return true; }
 };
+
+// The shard size of a sharded collective's flat tensor (see Backend::reduce_scatter), after checking that it has
+// one: contiguous, and a length that divides by the world size.
+inline std::int64_t shard_numel(const at::Tensor& flat, int world_size, const char* op) {
+  DPT_CHECK(flat.is_contiguous() && flat.numel() % world_size == 0, op, " needs a contiguous tensor of a multiple of ",
+            world_size, " elements (one equal shard per rank; pad it), got ", flat.numel());
+  return flat.numel() / world_size;
+}
 
 class Backend {
  public:
@@ -45,6 +57,18 @@ class Backend {
   // `output` holds world_size() copies of `input`'s shape, stacked along a new leading axis, in rank order.
   virtual std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) = 0;
   virtual std::shared_ptr<Work> barrier() = 0;
+
+  // Sharded collectives over a flat contiguous tensor of world_size() equal shards (shard r: elements
+  // [r n / W, (r + 1) n / W); n must divide by W, callers pad), in place.
+  // reduce_scatter: afterwards this rank's shard holds the reduction over the ranks of their values of that shard;
+  // the other shards hold unspecified values. 16-bit tensors are summed in float32 and rounded once.
+  virtual std::shared_ptr<Work> reduce_scatter(at::Tensor& flat, ReduceOp op) = 0;
+  // The same reduce-scatter for a caller that computes before it waits (gradient buckets during backward).
+  virtual std::shared_ptr<Work> reduce_scatter_overlapped(at::Tensor& flat, ReduceOp op) {
+    return reduce_scatter(flat, op);
+  }
+  // all_gather: afterwards every shard r holds rank r's values of it, on every rank.
+  virtual std::shared_ptr<Work> all_gather(at::Tensor& flat) = 0;
 };
 
 }  // namespace dpt::distributed

@@ -21,6 +21,12 @@ std::shared_ptr<Work> LocalBackend::allgather(const at::Tensor& input, at::Tenso
   return std::make_shared<CompletedWork>();
 }
 
+std::shared_ptr<Work> LocalBackend::reduce_scatter(at::Tensor& flat, ReduceOp op) {
+  return std::make_shared<CompletedWork>();
+}
+
+std::shared_ptr<Work> LocalBackend::all_gather(at::Tensor& flat) { return std::make_shared<CompletedWork>(); }
+
 std::shared_ptr<Work> LocalBackend::barrier() { return std::make_shared<CompletedWork>(); }
 
 }  // namespace dpt::distributed

@@ -29,6 +29,9 @@ std::vector<ConfigKey> config_keys() {
            "parameters without a gradient in a step count as zeros (off: such a step is an error naming them)"),
       integer("ddp.broadcast_buffers_every", 1, 0, 9.2e18,
               "copy rank 0's buffers (BatchNorm statistics) to every rank every N steps, before forward (0: never)"),
+      integer("ddp.zero", 0, 0, 1,
+              "1: ZeRO-1, each rank keeps 1/N of the optimizer state: gradients reduce-scattered, each rank steps its "
+              "shard of every bucket, parameters all-gathered after the step (checkpoints hold the state whole)"),
       text("ddp.compression", "none", "all-reduce gradients as 16-bit values, summed in float32", compression_names()),
       text("ddp.backend", "auto", "gradient backend: auto (nccl for a CUDA model, mpi for a CPU one), mpi or nccl",
            {"auto", "mpi", "nccl"}),
@@ -54,6 +57,11 @@ at::Device model_device(const std::string& wanted, int local_rank) {
 }
 
 namespace {
+
+#ifdef DPTRAIN_HAS_NCCL
+// How long a rank whose NCCL collective timed out waits for the other ranks to say where they are.
+constexpr double kStallReportS = 10.0;
+#endif
 
 std::shared_ptr<MpiBackend> make_mpi(const Runtime& runtime, double timeout_s, double shared_memory_mb,
                                      AllreducePath path) {
@@ -102,10 +110,15 @@ Backends make_backends(const Runtime& runtime, const BackendOptions& options) {
   // Control messages are a few bytes each: MPI_Allreduce is what fits them, no shared-memory buffers.
   out.control = make_mpi(runtime, timeout_s, 0.0, AllreducePath::Mpi);
 #ifdef DPTRAIN_HAS_NCCL
-  // On rank 0 the store hosts the server the others read the NCCL id from: it lives until the backend is made.
-  const auto store = rendezvous_store(runtime, timeout_s);
-  out.gradients = std::make_shared<NcclBackend>(*store, runtime.rank(), runtime.world_size(), out.device.index(),
-                                                timeout_s);
+  // On rank 0 the store hosts the server the others read the NCCL id from. It lives as long as the backend, which
+  // reports a stalled collective through it: the other ranks' reports follow their own timeouts within seconds, so
+  // that wait is short (kStallReportS), not a second ddp.timeout_s.
+  const std::shared_ptr<Store> store = rendezvous_store(runtime, timeout_s);
+  auto nccl = std::make_shared<NcclBackend>(*store, runtime.rank(), runtime.world_size(), out.device.index(),
+                                            timeout_s);
+  store->set_timeout_s(kStallReportS);
+  nccl->report_stalls_through(store);
+  out.gradients = nccl;
   return out;
 #else
   DPT_THROW("a model on ", out.device.str(), " with ", runtime.world_size(), " ranks needs the NCCL backend, but ",

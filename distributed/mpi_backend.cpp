@@ -6,6 +6,7 @@
 #include <chrono>
 #include <climits>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <sstream>
@@ -131,6 +132,17 @@ struct MpiBackend::Shared {
   // Sums a host tensor over the ranks of `among` with MPI_Allreduce (16-bit types through our own ops).
   void mpi_sum(const at::Tensor& t, MPI_Comm among);
   void sum(at::Tensor& t, bool rendezvous);
+  // Backend::reduce_scatter and all_gather over `comm` (the shared-memory path when sums take it).
+  void reduce_scatter(at::Tensor& t, bool rendezvous);
+  void all_gather(at::Tensor& t);
+  // Whether collectives over every rank of `comm` go through shared memory for `t`.
+  bool through_shm(const at::Tensor& t) const {
+    return path != AllreducePath::Hierarchical && shm && ShmAllreduce::supports(t);
+  }
+  // The MPI op that sums `t`'s dtype.
+  MPI_Op sum_op(const at::Tensor& t) const {
+    return t.scalar_type() == at::kBFloat16 ? bf16_sum : t.scalar_type() == at::kHalf ? fp16_sum : MPI_SUM;
+  }
   // The ranks on other nodes: where each is, or that it cannot be reached, grouped by host.
   std::string elsewhere(std::uint64_t number, const std::string& what);
 };
@@ -411,7 +423,7 @@ std::shared_ptr<Work> MpiBackend::allreduce(at::Tensor& tensor, ReduceOp op, boo
 }
 
 void MpiBackend::Shared::mpi_sum(const at::Tensor& t, MPI_Comm among) {
-  const MPI_Op op = t.scalar_type() == at::kBFloat16 ? bf16_sum : t.scalar_type() == at::kHalf ? fp16_sum : MPI_SUM;
+  const MPI_Op op = sum_op(t);
   const MPI_Datatype type = mpi_type(t);
   auto* base = static_cast<char*>(t.data_ptr());
   in_chunks(t.numel(), t.element_size(), [&](std::int64_t byte_offset, int count) {
@@ -434,7 +446,7 @@ void MpiBackend::Shared::sum(at::Tensor& t, bool rendezvous) {
     };
   };
   if (path != AllreducePath::Hierarchical) {
-    if (shm && ShmAllreduce::supports(t)) {
+    if (through_shm(t)) {
       shm->sum(t, meet(comm));
       return;
     }
@@ -467,6 +479,47 @@ void MpiBackend::Shared::sum(at::Tensor& t, bool rendezvous) {
       });
     }
   }
+}
+
+// Across nodes (the Hierarchical path) the flat MPI collectives: a sharded collective moves each byte once between
+// ranks, so the in-node stage that saves the all-reduce's inter-node traffic would save nothing here.
+void MpiBackend::Shared::reduce_scatter(at::Tensor& t, bool rendezvous) {
+  if (through_shm(t)) {
+    shm->reduce_scatter(t, [this, rendezvous] {
+      if (rendezvous) {
+        await_all_ranks(comm);
+      } else {
+        DPT_CHECK_MPI(MPI_Barrier(comm));
+      }
+    });
+    return;
+  }
+  int world = 1;
+  int rank = 0;
+  MPI_Comm_size(comm, &world);
+  MPI_Comm_rank(comm, &rank);
+  const std::int64_t shard = t.numel() / world;
+  DPT_CHECK(shard <= INT_MAX, "reduce-scatter of ", shard, " elements per rank exceeds MPI's int count");
+  if (rendezvous) await_all_ranks(comm);
+  auto* base = static_cast<char*>(t.data_ptr());
+  // In place, MPI leaves this rank's result at the start of the buffer.
+  DPT_CHECK_MPI(MPI_Reduce_scatter_block(MPI_IN_PLACE, base, static_cast<int>(shard), mpi_type(t), sum_op(t), comm));
+  if (rank > 0) {
+    std::memcpy(base + rank * shard * t.element_size(), base, static_cast<std::size_t>(shard * t.element_size()));
+  }
+}
+
+void MpiBackend::Shared::all_gather(at::Tensor& t) {
+  if (through_shm(t)) {
+    shm->all_gather(t, [this] { DPT_CHECK_MPI(MPI_Barrier(comm)); });
+    return;
+  }
+  int world = 1;
+  MPI_Comm_size(comm, &world);
+  const std::int64_t bytes = static_cast<std::int64_t>(t.nbytes()) / world;
+  DPT_CHECK(bytes <= INT_MAX, "all-gather of ", bytes, " bytes per rank exceeds MPI's 2 GiB count limit");
+  DPT_CHECK_MPI(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, t.data_ptr(), static_cast<int>(bytes), MPI_BYTE,
+                              comm));
 }
 
 void MpiBackend::Shared::post_progress(std::uint64_t number, const std::string& what, bool finished) {
@@ -561,6 +614,36 @@ std::shared_ptr<Work> MpiBackend::allgather(const at::Tensor& input, at::Tensor&
     DPT_CHECK_MPI(MPI_Allgather(in.data_ptr(), static_cast<int>(bytes), MPI_BYTE, out.data_ptr(),
                                 static_cast<int>(bytes), MPI_BYTE, shared.comm));
   });
+}
+
+std::shared_ptr<Work> MpiBackend::reduce_scatter(at::Tensor& flat, ReduceOp op) {
+  return reduce_scatter(flat, op, false);
+}
+
+std::shared_ptr<Work> MpiBackend::reduce_scatter_overlapped(at::Tensor& flat, ReduceOp op) {
+  return reduce_scatter(flat, op, world_size_ > 1);
+}
+
+std::shared_ptr<Work> MpiBackend::reduce_scatter(at::Tensor& flat, ReduceOp op, bool rendezvous) {
+  check_host_contiguous(flat, "reduce_scatter");
+  mpi_type(flat);
+  const std::int64_t shard = shard_numel(flat, world_size_, "reduce_scatter");
+  at::Tensor t = flat;
+  const int world = world_size_;
+  const int rank = rank_;
+  return submit("reduce-scatter of " + std::to_string(t.nbytes()) + " bytes",
+                [t, op, world, rank, shard, rendezvous](Shared& shared) mutable {
+                  shared.reduce_scatter(t, rendezvous);
+                  if (op == ReduceOp::Avg) t.narrow(0, rank * shard, shard).div_(world);
+                });
+}
+
+std::shared_ptr<Work> MpiBackend::all_gather(at::Tensor& flat) {
+  check_host_contiguous(flat, "all_gather");
+  shard_numel(flat, world_size_, "all_gather");
+  at::Tensor t = flat;
+  return submit("all-gather of " + std::to_string(t.nbytes()) + " bytes",
+                [t](Shared& shared) mutable { shared.all_gather(t); });
 }
 
 std::shared_ptr<Work> MpiBackend::barrier() {

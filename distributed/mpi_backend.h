@@ -59,12 +59,18 @@ class MpiBackend final : public Backend {
   std::shared_ptr<Work> broadcast(at::Tensor& tensor, int root) override;
   std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) override;
   std::shared_ptr<Work> barrier() override;
+  // Through shared memory when all-reduces are (the Shm path), else MPI_Reduce_scatter_block / MPI_Allgather.
+  std::shared_ptr<Work> reduce_scatter(at::Tensor& flat, ReduceOp op) override;
+  // Meets the other ranks first, as allreduce_overlapped does.
+  std::shared_ptr<Work> reduce_scatter_overlapped(at::Tensor& flat, ReduceOp op) override;
+  std::shared_ptr<Work> all_gather(at::Tensor& flat) override;
 
  private:
   class MpiWork;
   struct Shared;
   std::shared_ptr<Work> submit(std::string what, std::function<void(Shared&)> op);
   std::shared_ptr<Work> allreduce(at::Tensor& tensor, ReduceOp op, bool rendezvous);
+  std::shared_ptr<Work> reduce_scatter(at::Tensor& flat, ReduceOp op, bool rendezvous);
 
   int rank_ = 0;
   int world_size_ = 1;

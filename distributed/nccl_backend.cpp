@@ -82,6 +82,9 @@ struct NcclBackend::Impl {
     DPT_CHECK_CUDA(cudaStreamWaitEvent(stream, ready, 0));
   }
 
+  // NCCL's op for `op` (Avg from NCCL 2.10 on).
+  ncclRedOp_t reduction(ReduceOp op) const;
+
   // After a collective is queued: the Work that completes with it.
   std::shared_ptr<Work> finish(const std::string& what);
 };
@@ -223,19 +226,41 @@ std::shared_ptr<Work> NcclBackend::Impl::finish(const std::string& what) {
   return std::make_shared<NcclWork>(what + " (collective #" + std::to_string(++submitted) + ")", *this);
 }
 
+ncclRedOp_t NcclBackend::Impl::reduction(ReduceOp op) const {
+#if DPTRAIN_NCCL_HAS_AVG
+  return op == ReduceOp::Avg ? ncclAvg : ncclSum;
+#else
+  DPT_CHECK(op == ReduceOp::Sum, "an averaging reduction needs NCCL 2.10 or later (this one is ", NCCL_MAJOR, ".",
+            NCCL_MINOR, "): sum and divide, or build against a newer NCCL");
+  return ncclSum;
+#endif
+}
+
 std::shared_ptr<Work> NcclBackend::allreduce(at::Tensor& tensor, ReduceOp op) {
   impl_->check_tensor(tensor, "allreduce");
   impl_->begin();
-#if DPTRAIN_NCCL_HAS_AVG
-  const ncclRedOp_t nccl_op = op == ReduceOp::Avg ? ncclAvg : ncclSum;
-#else
-  DPT_CHECK(op == ReduceOp::Sum, "an averaging all-reduce needs NCCL 2.10 or later (this one is ", NCCL_MAJOR, ".",
-            NCCL_MINOR, "): sum and divide, or build against a newer NCCL");
-  const ncclRedOp_t nccl_op = ncclSum;
-#endif
   DPT_CHECK_NCCL(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), static_cast<std::size_t>(tensor.numel()),
-                               nccl_type(tensor), nccl_op, impl_->comm, impl_->stream));
+                               nccl_type(tensor), impl_->reduction(op), impl_->comm, impl_->stream));
   return impl_->finish("allreduce of " + std::to_string(tensor.nbytes()) + " bytes");
+}
+
+std::shared_ptr<Work> NcclBackend::reduce_scatter(at::Tensor& flat, ReduceOp op) {
+  impl_->check_tensor(flat, "reduce_scatter");
+  const std::int64_t shard = shard_numel(flat, world_size_, "reduce_scatter");
+  impl_->begin();
+  auto* base = static_cast<char*>(flat.data_ptr());
+  DPT_CHECK_NCCL(ncclReduceScatter(base, base + rank_ * shard * flat.element_size(), static_cast<std::size_t>(shard),
+                                   nccl_type(flat), impl_->reduction(op), impl_->comm, impl_->stream));
+  return impl_->finish("reduce-scatter of " + std::to_string(flat.nbytes()) + " bytes");
+}
+
+std::shared_ptr<Work> NcclBackend::all_gather(at::Tensor& flat) {
+  impl_->check_tensor(flat, "all_gather");
+  const auto bytes = static_cast<std::size_t>(shard_numel(flat, world_size_, "all_gather") * flat.element_size());
+  impl_->begin();
+  auto* base = static_cast<char*>(flat.data_ptr());
+  DPT_CHECK_NCCL(ncclAllGather(base + rank_ * bytes, base, bytes, ncclUint8, impl_->comm, impl_->stream));
+  return impl_->finish("all-gather of " + std::to_string(flat.nbytes()) + " bytes");
 }
 
 std::shared_ptr<Work> NcclBackend::broadcast(at::Tensor& tensor, int root) {

@@ -37,6 +37,9 @@ class NcclBackend final : public Backend {
   std::shared_ptr<Work> broadcast(at::Tensor& tensor, int root) override;
   std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) override;
   std::shared_ptr<Work> barrier() override;
+  // ncclReduceScatter / ncclAllGather in place (this rank's shard is its part of the receive buffer).
+  std::shared_ptr<Work> reduce_scatter(at::Tensor& flat, ReduceOp op) override;
+  std::shared_ptr<Work> all_gather(at::Tensor& flat) override;
 
  private:
   struct Impl;

@@ -1,4 +1,5 @@
-// Reducer: gradient buckets filled by autograd, scaled in place, all-reduced in bucket order while backward goes on.
+// Reducer: gradient buckets filled by autograd, scaled in place, all-reduced (ZeRO-1: reduce-scattered) in bucket
+// order while backward goes on.
 #include "distributed/reducer.h"
 
 #include <torch/csrc/autograd/function.h>
@@ -42,6 +43,7 @@ ReducerOptions ReducerOptions::from_config(const Config& config) {
   options.first_bucket_mb = config.get_float("ddp.first_bucket_mb");
   options.find_unused_parameters = config.get_bool("ddp.find_unused_parameters");
   options.compression = parse_compression(config.get_string("ddp.compression"));
+  options.zero = config.get_int("ddp.zero") == 1;
   return options;
 }
 
@@ -58,7 +60,9 @@ struct Reducer::Parameter {
 
 struct Reducer::Bucket {
   std::vector<std::size_t> params;  // indices into params_, in layout order
-  at::Tensor flat;                  // slice of flat_
+  at::Tensor flat;                  // slice of flat_ (zero: padded to a multiple of the world size)
+  std::int64_t shard = 0;           // zero: elements per rank
+  at::Tensor parameters;            // zero: the same slice of parameters_flat_
   at::Tensor wire;                  // 16-bit copy that travels when compressing
   std::size_t pending = 0;          // parameters not yet ready in this pass
   std::shared_ptr<Work> work;
@@ -83,7 +87,7 @@ Reducer::Reducer(std::vector<NamedParameter> parameters, Backend& backend, Reduc
     : Reducer(std::move(parameters), backend, backend, options) {}
 
 Reducer::Reducer(std::vector<NamedParameter> parameters, Backend& gradients, Backend& control, ReducerOptions options)
-    : backend_(gradients), control_(control), options_(options) {
+    : backend_(gradients), control_(control), options_(options), order_recorded_(options.zero) {
   DPT_CHECK(gradients.world_size() == control.world_size() && gradients.rank() == control.rank(),
             "the gradient backend (", gradients.name(), ", rank ", gradients.rank(), " of ", gradients.world_size(),
             ") and the control backend (", control.name(), ", rank ", control.rank(), " of ", control.world_size(),
@@ -136,25 +140,124 @@ void Reducer::layout(const std::vector<std::size_t>& order) {
     }
     buckets_.back().params.push_back(index);
     bucket_bytes += bytes;
-    total += p.tensor.numel();
   }
+  // ZeRO-1 pads each bucket to equal shards; the padding stays zero.
+  const std::int64_t world = options_.zero ? backend_.world_size() : 1;
+  const auto padded = [&](const Bucket& bucket) {
+    std::int64_t numel = 0;
+    for (std::size_t index : bucket.params) numel += params_[index].tensor.numel();
+    return (numel + world - 1) / world * world;
+  };
+  for (const Bucket& bucket : buckets_) total += padded(bucket);
   flat_ = at::zeros({total}, params_.front().tensor.options().requires_grad(false));
   const at::ScalarType wire_type = options_.compression == Compression::BFloat16 ? at::kBFloat16 : at::kHalf;
-  std::int64_t offset = 0;
+  std::int64_t start = 0;
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bucket = buckets_[b];
-    const std::int64_t start = offset;
+    std::int64_t offset = start;
     for (std::size_t index : bucket.params) {
       Parameter& p = params_[index];
       p.bucket = b;
       p.view = flat_.narrow(0, offset, p.tensor.numel()).view(p.tensor.sizes());
       offset += p.tensor.numel();
     }
-    bucket.flat = flat_.narrow(0, start, offset - start);
+    const std::int64_t numel = padded(bucket);
+    bucket.flat = flat_.narrow(0, start, numel);
+    bucket.shard = numel / world;
     if (options_.compression != Compression::None)
-      bucket.wire = at::empty({offset - start}, flat_.options().dtype(wire_type));
+      bucket.wire = at::empty({numel}, flat_.options().dtype(wire_type));
+    start += numel;
   }
   bind_gradient_views();
+  if (options_.zero) lay_out_shards();
+}
+
+namespace {
+
+// Where a 1-D or reshaped slice of `flat` starts in it, in elements.
+std::int64_t offset_in(const at::Tensor& slice, const at::Tensor& flat) {
+  return slice.storage_offset() - flat.storage_offset();
+}
+
+}  // namespace
+
+// The parameters move into one flat buffer laid out as the gradients: each one's values are copied there and its
+// storage swapped by set_data, so the module, the optimizer and autograd keep the same tensors. Then this rank's
+// shard of every bucket is cut at the parameters' boundaries.
+void Reducer::lay_out_shards() {
+  at::NoGradGuard no_grad;
+  parameters_flat_ = at::zeros_like(flat_);
+  pieces_.clear();
+  const std::int64_t rank = backend_.rank();
+  for (Bucket& bucket : buckets_) {
+    const std::int64_t start = offset_in(bucket.flat, flat_);
+    bucket.parameters = parameters_flat_.narrow(0, start, bucket.flat.numel());
+    const std::int64_t shard_begin = start + rank * bucket.shard;
+    const std::int64_t shard_end = shard_begin + bucket.shard;
+    for (std::size_t index : bucket.params) {
+      Parameter& p = params_[index];
+      const std::int64_t begin = offset_in(p.view, flat_);
+      const std::int64_t numel = p.tensor.numel();
+      at::Tensor storage = parameters_flat_.narrow(0, begin, numel).view(p.tensor.sizes());
+      storage.copy_(p.tensor.detach());
+      p.tensor.set_data(storage);
+      const std::int64_t first = std::max(shard_begin, begin);
+      const std::int64_t last = std::min(shard_end, begin + numel);
+      if (first >= last) continue;
+      ShardPiece piece{index, first - begin, parameters_flat_.narrow(0, first, last - first)};
+      piece.tensor.mutable_grad() = flat_.narrow(0, first, last - first);
+      pieces_.push_back(std::move(piece));
+    }
+  }
+}
+
+std::vector<at::Tensor> Reducer::gradient_shards() const {
+  DPT_CHECK(options_.zero, "Reducer::gradient_shards() needs ddp.zero = 1");
+  std::vector<at::Tensor> shards;
+  for (const Bucket& bucket : buckets_) {
+    shards.push_back(bucket.flat.narrow(0, backend_.rank() * bucket.shard, bucket.shard));
+  }
+  return shards;
+}
+
+void Reducer::gather_parameters() {
+  DPT_CHECK(options_.zero, "Reducer::gather_parameters() needs ddp.zero = 1");
+  std::vector<std::shared_ptr<Work>> works;
+  for (Bucket& bucket : buckets_) works.push_back(backend_.all_gather(bucket.parameters));
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    try {
+      works[b]->wait();
+    } catch (const Error& e) {
+      DPT_THROW("step ", pass_.step, ": all-gather of the parameters of ", describe(buckets_[b]), " on backend ",
+                backend_.name(), " failed: ", e.message());
+    }
+  }
+}
+
+std::vector<at::Tensor> Reducer::gather_shards(const std::vector<at::Tensor>& pieces) {
+  DPT_CHECK(options_.zero && pieces.size() == pieces_.size(), "Reducer::gather_shards() needs ddp.zero = 1 and one ",
+            "tensor per shard piece (", pieces_.size(), "), got ", pieces.size());
+  at::Tensor whole = at::zeros_like(flat_);
+  gathering_ = whole;
+  for (std::size_t k = 0; k < pieces.size(); ++k) {
+    const at::Tensor& piece = pieces_[k].tensor;
+    DPT_CHECK(pieces[k].numel() == piece.numel(), "shard piece ", k, " has ", piece.numel(), " elements, got ",
+              pieces[k].numel());
+    whole.narrow(0, offset_in(piece, parameters_flat_), piece.numel()).copy_(pieces[k].reshape({-1}));
+  }
+  std::vector<at::Tensor> slices;
+  std::vector<std::shared_ptr<Work>> works;
+  for (const Bucket& bucket : buckets_) {
+    slices.push_back(whole.narrow(0, offset_in(bucket.flat, flat_), bucket.flat.numel()));
+    works.push_back(backend_.all_gather(slices.back()));
+  }
+  gathering_.reset();
+  for (auto& work : works) work->wait();
+  std::vector<at::Tensor> out;
+  for (const Parameter& p : params_) {
+    out.push_back(whole.narrow(0, offset_in(p.view, flat_), p.tensor.numel()).view(p.tensor.sizes()));
+  }
+  return out;
 }
 
 void Reducer::bind_gradient_views() {
@@ -177,6 +280,8 @@ std::vector<std::vector<std::size_t>> Reducer::bucket_parameters() const {
 
 bool Reducer::holds(const at::Tensor& tensor) const {
   if (tensor.is_alias_of(flat_)) return true;
+  if (parameters_flat_.defined() && tensor.is_alias_of(parameters_flat_)) return true;
+  if (gathering_.defined() && tensor.is_alias_of(gathering_)) return true;
   return std::any_of(buckets_.begin(), buckets_.end(),
                      [&](const Bucket& b) { return b.wire.defined() && tensor.is_alias_of(b.wire); });
 }
@@ -260,12 +365,10 @@ bool Reducer::scales_in_pack() const {
 // global-batch mean loss, also when ranks hold unequal sample counts.
 void Reducer::launch(Bucket& bucket) {
   if (backend_.world_size() == 1) return;
-  if (options_.compression == Compression::None) {
-    bucket.work = backend_.allreduce_overlapped(bucket.flat, ReduceOp::Sum);
-  } else {
-    kernels::pack_bucket(bucket.wire, bucket.flat, pass_.weight);
-    bucket.work = backend_.allreduce_overlapped(bucket.wire, ReduceOp::Sum);
-  }
+  if (options_.compression != Compression::None) kernels::pack_bucket(bucket.wire, bucket.flat, pass_.weight);
+  at::Tensor& travels = options_.compression == Compression::None ? bucket.flat : bucket.wire;
+  bucket.work = options_.zero ? backend_.reduce_scatter_overlapped(travels, ReduceOp::Sum)
+                              : backend_.allreduce_overlapped(travels, ReduceOp::Sum);
 }
 
 std::string Reducer::describe(const Bucket& bucket) const {
@@ -325,10 +428,17 @@ void Reducer::wait_all() {
     try {
       bucket.work->wait();
     } catch (const Error& e) {
-      DPT_THROW("step ", pass_.step, ": all-reduce of ", describe(bucket), " on backend ", backend_.name(),
-                " failed: ", e.message());
+      DPT_THROW("step ", pass_.step, ": ", options_.zero ? "reduce-scatter" : "all-reduce", " of ", describe(bucket),
+                " on backend ", backend_.name(), " failed: ", e.message());
     }
-    if (options_.compression != Compression::None) kernels::unpack_bucket(bucket.flat, bucket.wire, 1.0);
+    if (options_.compression == Compression::None) continue;
+    if (options_.zero) {
+      const std::int64_t first = backend_.rank() * bucket.shard;
+      at::Tensor shard = bucket.flat.narrow(0, first, bucket.shard);
+      kernels::unpack_bucket(shard, bucket.wire.narrow(0, first, bucket.shard), 1.0);
+    } else {
+      kernels::unpack_bucket(bucket.flat, bucket.wire, 1.0);
+    }
   }
 }
 

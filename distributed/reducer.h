@@ -1,5 +1,5 @@
-// Reducer: the DDP engine. Gradients live in buckets whose all-reduce starts during backward, as soon as a
-// bucket's gradients are all accumulated, in the same bucket order on every rank.
+// Reducer: the DDP engine. Gradients live in buckets whose all-reduce (with ZeRO-1: reduce-scatter) starts during
+// backward, as soon as a bucket's gradients are all accumulated, in the same bucket order on every rank.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -33,8 +33,14 @@ struct ReducerOptions {
   // Gradients travel as 16-bit values (half the bytes); ranks' values are summed in float32 and the result is
   // widened back into the float32 gradients.
   Compression compression = Compression::None;
+  // ZeRO-1 (ddp.zero = 1): buckets are reduce-scattered instead of all-reduced, each rank keeping the reduced
+  // gradient of its shard (1/N) of every bucket; the parameters live in one flat buffer laid out as the buckets, so
+  // that the caller steps this rank's shard (shard_pieces) and gather_parameters all-gathers them in place. The
+  // bucket layout is the first one (registration order reversed): the rebuild to the first step's gradient order
+  // would move the optimizer state's shards between ranks.
+  bool zero = false;
 
-  // From ddp.first_bucket_mb, ddp.bucket_cap_mb, ddp.find_unused_parameters and ddp.compression.
+  // From ddp.first_bucket_mb, ddp.bucket_cap_mb, ddp.find_unused_parameters, ddp.compression and ddp.zero.
   static ReducerOptions from_config(const Config& config);
 };
 
@@ -80,8 +86,33 @@ class Reducer {
   // rank.
   std::vector<std::vector<std::size_t>> bucket_parameters() const;
 
-  // Whether `tensor` shares memory with the gradient buckets or their 16-bit copies.
+  // Whether `tensor` shares memory with the gradient buckets, their 16-bit copies, the flat parameters (zero) or
+  // the buffer a gather_shards in progress gathers into.
   bool holds(const at::Tensor& tensor) const;
+  // Whether the optimizer state is sharded (options.zero).
+  bool zero() const { return options_.zero; }
+
+  // With options.zero, this rank's shard of the buckets, cut at parameter boundaries.
+  struct ShardPiece {
+    std::size_t parameter = 0;  // registration order
+    std::int64_t offset = 0;    // into the parameter's elements (flattened)
+    at::Tensor tensor;          // those elements: a 1-D view of the parameter's storage; its .grad the matching part
+                                // of the gradient bucket, which holds the reduced gradient after finish()
+  };
+  // In bucket order; a rank holds no piece of a bucket whose shard for it is only padding. Fixed for the
+  // Reducer's life: an optimizer over the pieces' tensors steps this rank's shard (ZeRO-1).
+  const std::vector<ShardPiece>& shard_pieces() const { return pieces_; }
+  // With options.zero, after finish(): this rank's shard of every gradient bucket, in bucket order (padding is
+  // zeros). Only these hold reduced gradients; the rest of each .grad holds partial sums. What the gradient norm
+  // (each rank's sum of squares, summed over the ranks) and clipping go over.
+  std::vector<at::Tensor> gradient_shards() const;
+  // With options.zero: every bucket's parameters all-gathered in place (each shard from the rank that stepped it),
+  // so every rank holds every updated parameter. Collective over the gradient backend; call after the step.
+  void gather_parameters();
+  // With options.zero: whole per-parameter tensors assembled from every rank's pieces of some per-element quantity
+  // (optimizer state): pieces[k] holds shard_pieces()[k]'s elements of it. One tensor per parameter (registration
+  // order, shaped like it, on the parameters' device), the same on every rank. Collective over the gradient backend.
+  std::vector<at::Tensor> gather_shards(const std::vector<at::Tensor>& pieces);
 
  private:
   struct Parameter;
@@ -100,13 +131,17 @@ class Reducer {
   void check_all_used(const at::Tensor& unused_count);
   std::vector<std::size_t> layout_order() const;
   std::string describe(const Bucket& bucket) const;
+  void lay_out_shards();
 
   Backend& backend_;   // gradients
   Backend& control_;   // host tensors
   ReducerOptions options_;
   std::vector<Parameter> params_;
   std::vector<Bucket> buckets_;
-  at::Tensor flat_;  // every bucket's gradients, buckets back to back in launch order
+  at::Tensor flat_;  // every bucket's gradients, buckets back to back in launch order (zero: each padded)
+  at::Tensor parameters_flat_;  // zero: every parameter's storage, laid out as flat_
+  std::vector<ShardPiece> pieces_;  // zero: this rank's shard of the buckets
+  at::Tensor gathering_;  // during gather_shards: the buffer it all-gathers into (not kept after it returns)
 
   std::mutex mutex_;  // hooks of CUDA parameters run on autograd device threads
   BackwardPass pass_;

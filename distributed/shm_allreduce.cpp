@@ -1,7 +1,9 @@
 // ShmAllreduce: a piece of the tensor at a time, through one of the rank's two buffers:
 //   1. this rank copies its contribution to the other ranks' slices into its buffer;  meet
-//   2. it sums its own slice: its own values plus the other ranks' buffers, into the tensor and its buffer;  barrier
-//   3. it copies every other slice's sum from that slice's owner.
+//   2. it sums its own slice: its own values plus the other ranks' buffers, into the tensor;   (reduce-scatter half)
+//   3. it copies that sum into its buffer;  barrier;  it copies every other slice's sum from its owner (all-gather
+//      half).
+// Reduce-scatter and all-gather alone run one half each, with one synchronisation per piece.
 // The buffers alternate: before a rank writes a buffer again it has met every rank in the next piece, so no
 // rank still reads it. Each slice is summed by one rank and copied by the others: identical on every rank.
 #include "distributed/shm_allreduce.h"
@@ -71,37 +73,86 @@ void ShmAllreduce::sync(bool& met, const std::function<void()>& meet) {
   met = true;
 }
 
-void ShmAllreduce::sum(const at::Tensor& tensor, const std::function<void()>& meet) {
+void ShmAllreduce::scatter_piece(const at::Tensor& tensor, const Slices& slices,
+                                 const std::function<void()>& sync) {
   const auto element = static_cast<std::int64_t>(tensor.element_size());
-  const std::int64_t per_piece = static_cast<std::int64_t>(buffer_bytes_) / element;
-  const bool widen = tensor.scalar_type() == at::kBFloat16 || tensor.scalar_type() == at::kHalf;
   auto* data = static_cast<char*>(tensor.data_ptr());
+  for (int k = 0; k < ranks_; ++k) {
+    const Slice& s = slices[static_cast<std::size_t>(k)];
+    if (k != rank_) std::memcpy(buffer(rank_, parity_) + s.slot * element, data + s.offset * element,
+                                static_cast<std::size_t>(s.count * element));
+  }
+  sync();
+  const Slice& own = slices[static_cast<std::size_t>(rank_)];
+  const bool widen = tensor.scalar_type() == at::kBFloat16 || tensor.scalar_type() == at::kHalf;
+  at::Tensor mine = at::from_blob(data + own.offset * element, {own.count}, tensor.options());
+  at::Tensor total = widen ? mine.to(at::kFloat) : mine;
+  for (int k = 0; k < ranks_; ++k) {
+    if (k != rank_) total.add_(at::from_blob(buffer(k, parity_) + own.slot * element, {own.count}, tensor.options()));
+  }
+  if (widen) mine.copy_(total);
+}
+
+void ShmAllreduce::gather_piece(const at::Tensor& tensor, const Slices& slices, const std::function<void()>& sync) {
+  const auto element = static_cast<std::int64_t>(tensor.element_size());
+  auto* data = static_cast<char*>(tensor.data_ptr());
+  const Slice& own = slices[static_cast<std::size_t>(rank_)];
+  std::memcpy(buffer(rank_, parity_) + own.slot * element, data + own.offset * element,
+              static_cast<std::size_t>(own.count * element));
+  sync();
+  for (int k = 0; k < ranks_; ++k) {
+    const Slice& s = slices[static_cast<std::size_t>(k)];
+    if (k != rank_) std::memcpy(data + s.offset * element, buffer(k, parity_) + s.slot * element,
+                                static_cast<std::size_t>(s.count * element));
+  }
+}
+
+// Each piece is slice k of the tensor's piece at `first`, at slot begin(k) of the buffers: a reduce-scatter half,
+// then, after a barrier, an all-gather half.
+void ShmAllreduce::sum(const at::Tensor& tensor, const std::function<void()>& meet) {
+  const std::int64_t per_piece = static_cast<std::int64_t>(buffer_bytes_) / tensor.element_size();
   bool met = false;
+  Slices slices(static_cast<std::size_t>(ranks_));
   for (std::int64_t first = 0; first < tensor.numel(); first += per_piece) {
     const std::int64_t count = std::min(per_piece, tensor.numel() - first);
-    char* piece = data + first * element;
-    const auto begin = [&](int k) { return count * k / ranks_; };
-    const auto bytes = [&](int k) { return static_cast<std::size_t>((begin(k + 1) - begin(k)) * element); };
-    const auto slice = [&](char* base) {
-      return at::from_blob(base + begin(rank_) * element, {begin(rank_ + 1) - begin(rank_)}, tensor.options());
-    };
     for (int k = 0; k < ranks_; ++k) {
-      if (k != rank_) std::memcpy(buffer(rank_, parity_) + begin(k) * element, piece + begin(k) * element, bytes(k));
+      const std::int64_t begin = count * k / ranks_;
+      slices[static_cast<std::size_t>(k)] = {first + begin, begin, count * (k + 1) / ranks_ - begin};
     }
-    sync(met, meet);
-    at::Tensor mine = slice(piece);
-    at::Tensor total = widen ? mine.to(at::kFloat) : mine;
-    for (int k = 0; k < ranks_; ++k) {
-      if (k != rank_) total.add_(slice(buffer(k, parity_)));
-    }
-    if (widen) mine.copy_(total);
-    std::memcpy(buffer(rank_, parity_) + begin(rank_) * element, piece + begin(rank_) * element, bytes(rank_));
-    barrier();
-    for (int k = 0; k < ranks_; ++k) {
-      if (k != rank_) std::memcpy(piece + begin(k) * element, buffer(k, parity_) + begin(k) * element, bytes(k));
-    }
+    scatter_piece(tensor, slices, [&] { sync(met, meet); });
+    gather_piece(tensor, slices, [&] { barrier(); });
     parity_ ^= 1;
   }
+}
+
+// A piece takes the same part of every shard (at most a buffer's 1/ranks each), one synchronisation a piece: a rank
+// writes a buffer again two pieces later, after every rank has met it in the piece between, that is after each
+// has read it.
+void ShmAllreduce::for_shard_pieces(const at::Tensor& tensor, const std::function<void()>& meet,
+                                    const std::function<void(const Slices&, const std::function<void()>&)>& piece) {
+  const std::int64_t shard = tensor.numel() / ranks_;
+  const std::int64_t per_slot = std::max<std::int64_t>(
+      1, static_cast<std::int64_t>(buffer_bytes_) / tensor.element_size() / ranks_);
+  bool met = false;
+  Slices slices(static_cast<std::size_t>(ranks_));
+  for (std::int64_t first = 0; first < shard; first += per_slot) {
+    const std::int64_t count = std::min(per_slot, shard - first);
+    for (int k = 0; k < ranks_; ++k) slices[static_cast<std::size_t>(k)] = {k * shard + first, k * per_slot, count};
+    piece(slices, [&] { sync(met, meet); });
+    parity_ ^= 1;
+  }
+}
+
+void ShmAllreduce::reduce_scatter(const at::Tensor& tensor, const std::function<void()>& meet) {
+  for_shard_pieces(tensor, meet, [&](const Slices& slices, const std::function<void()>& sync) {
+    scatter_piece(tensor, slices, sync);
+  });
+}
+
+void ShmAllreduce::all_gather(const at::Tensor& tensor, const std::function<void()>& meet) {
+  for_shard_pieces(tensor, meet, [&](const Slices& slices, const std::function<void()>& sync) {
+    gather_piece(tensor, slices, sync);
+  });
 }
 
 // One barrier a piece: root writes piece i + 2 into the buffer of piece i only after every rank has met it at

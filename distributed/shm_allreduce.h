@@ -35,12 +35,32 @@ class ShmAllreduce {
   // contribution is visible to the others; it must return only when every rank has called it (a barrier).
   void sum(const at::Tensor& tensor, const std::function<void()>& meet);
 
+  // The two halves of sum() on their own, over a tensor of one equal shard per rank (Backend::reduce_scatter):
+  // this rank's shard becomes the sum of every rank's values of it (the other shards are left as they were), and
+  // every rank's shard is copied to the others. Collective and `meet` as for sum().
+  void reduce_scatter(const at::Tensor& tensor, const std::function<void()>& meet);
+  void all_gather(const at::Tensor& tensor, const std::function<void()>& meet);
+
   // Copies rank `root`'s contiguous host tensor (any dtype) to the others, through root's buffers. Collective, as
   // sum(); `meet` is called once root's first piece is visible and must return only when every rank has called it.
   void broadcast(const at::Tensor& tensor, int root, const std::function<void()>& meet);
 
  private:
   ShmAllreduce(MPI_Comm comm, std::unique_ptr<NodeSegment> segment, int ranks, std::size_t buffer_bytes);
+  // Where rank k's slice of one piece lies: `offset` elements into the tensor, `slot` elements into a buffer.
+  struct Slice {
+    std::int64_t offset = 0;
+    std::int64_t slot = 0;
+    std::int64_t count = 0;
+  };
+  using Slices = std::vector<Slice>;  // one per rank
+  // One piece's reduce-scatter half (this rank's slice summed from the others' buffers) and all-gather half (this
+  // rank's slice copied to the others), through the buffers of the current parity; each synchronises once.
+  void scatter_piece(const at::Tensor& tensor, const Slices& slices, const std::function<void()>& sync);
+  void gather_piece(const at::Tensor& tensor, const Slices& slices, const std::function<void()>& sync);
+  // Runs piece(slices, sync) over the pieces of a one-shard-per-rank tensor, flipping the parity after each.
+  void for_shard_pieces(const at::Tensor& tensor, const std::function<void()>& meet,
+                        const std::function<void(const Slices&, const std::function<void()>&)>& piece);
   void barrier();
   void sync(bool& met, const std::function<void()>& meet);
   char* buffer(int rank, int parity) const;

@@ -23,6 +23,8 @@ class Store {
   virtual void wait(const std::vector<std::string>& keys) = 0;
 
   double timeout_s() const { return timeout_s_; }
+  // Bounds every later operation by `timeout_s` (e.g. a short one once a long rendezvous is over).
+  void set_timeout_s(double timeout_s) { timeout_s_ = timeout_s; }
 
  private:
   double timeout_s_;

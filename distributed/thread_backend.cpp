@@ -35,6 +35,27 @@ class ThreadWork final : public Work {
   std::string what_;
 };
 
+namespace {
+
+// The op's result over the ranks' `part` of their first tensor, in rank order; 16-bit inputs are summed in float32
+// (the result is rounded once, when the caller copies it back).
+at::Tensor reduce_in_rank_order(std::vector<std::vector<at::Tensor>>& all, ReduceOp op,
+                                const std::function<at::Tensor(const at::Tensor&)>& part) {
+  const at::ScalarType type = all[0][0].scalar_type();
+  const bool narrow = type == at::kBFloat16 || type == at::kHalf;
+  at::Tensor sum = narrow ? part(all[0][0]).to(at::kFloat) : part(all[0][0]).clone();
+  for (std::size_t r = 1; r < all.size(); ++r) sum.add_(part(all[r][0]));
+  if (op == ReduceOp::Avg) sum.div_(static_cast<double>(all.size()));
+  return sum;
+}
+
+std::string describe_tensor(const char* op, const at::Tensor& tensor) {
+  return std::string(op) + " of " + std::to_string(tensor.numel()) + " " +
+         std::string(c10::toString(tensor.scalar_type()));
+}
+
+}  // namespace
+
 ThreadWorld::ThreadWorld(int world_size, double timeout_s) : world_size_(world_size), timeout_s_(timeout_s) {
   DPT_CHECK(world_size >= 1, "a thread world needs at least one rank, got ", world_size);
 }
@@ -103,18 +124,34 @@ std::shared_ptr<Work> ThreadBackend::submit(std::string what, std::vector<at::Te
 
 std::shared_ptr<Work> ThreadBackend::allreduce(at::Tensor& tensor, ReduceOp op) {
   DPT_CHECK(tensor.is_contiguous(), "the thread backend needs a contiguous tensor for allreduce");
-  const int world = world_size();
-  return submit(
-      "allreduce of " + std::to_string(tensor.numel()) + " " + std::string(c10::toString(tensor.scalar_type())),
-      {tensor}, [op, world](std::vector<std::vector<at::Tensor>>& all) {
-        // 16-bit inputs are summed in float32 and rounded once, like a float32-accumulating reduction.
-        const at::ScalarType type = all[0][0].scalar_type();
-        const bool narrow = type == at::kBFloat16 || type == at::kHalf;
-        at::Tensor sum = narrow ? all[0][0].to(at::kFloat) : all[0][0].clone();
-        for (std::size_t r = 1; r < all.size(); ++r) sum.add_(all[r][0]);
-        if (op == ReduceOp::Avg) sum.div_(world);
-        for (auto& rank_tensors : all) rank_tensors[0].copy_(sum);
-      });
+  return submit(describe_tensor("allreduce", tensor), {tensor}, [op](std::vector<std::vector<at::Tensor>>& all) {
+    const at::Tensor sum = reduce_in_rank_order(all, op, [](const at::Tensor& t) { return t; });
+    for (auto& rank_tensors : all) rank_tensors[0].copy_(sum);
+  });
+}
+
+std::shared_ptr<Work> ThreadBackend::reduce_scatter(at::Tensor& flat, ReduceOp op) {
+  const std::int64_t shard = shard_numel(flat, world_size(), "reduce_scatter");
+  return submit(describe_tensor("reduce-scatter", flat), {flat},
+                [op, shard](std::vector<std::vector<at::Tensor>>& all) {
+                  for (std::size_t r = 0; r < all.size(); ++r) {
+                    const auto offset = static_cast<std::int64_t>(r) * shard;
+                    all[r][0].narrow(0, offset, shard).copy_(reduce_in_rank_order(
+                        all, op, [&](const at::Tensor& t) { return t.narrow(0, offset, shard); }));
+                  }
+                });
+}
+
+std::shared_ptr<Work> ThreadBackend::all_gather(at::Tensor& flat) {
+  const std::int64_t shard = shard_numel(flat, world_size(), "all_gather");
+  return submit(describe_tensor("all-gather", flat), {flat}, [shard](std::vector<std::vector<at::Tensor>>& all) {
+    for (std::size_t r = 0; r < all.size(); ++r) {
+      for (std::size_t k = 0; k < all.size(); ++k) {
+        const auto offset = static_cast<std::int64_t>(k) * shard;
+        if (k != r) all[r][0].narrow(0, offset, shard).copy_(all[k][0].narrow(0, offset, shard));
+      }
+    }
+  });
 }
 
 std::shared_ptr<Work> ThreadBackend::broadcast(at::Tensor& tensor, int root) {

@@ -53,6 +53,8 @@ class ThreadBackend final : public Backend {
   std::shared_ptr<Work> broadcast(at::Tensor& tensor, int root) override;
   std::shared_ptr<Work> allgather(const at::Tensor& input, at::Tensor& output) override;
   std::shared_ptr<Work> barrier() override;
+  std::shared_ptr<Work> reduce_scatter(at::Tensor& flat, ReduceOp op) override;
+  std::shared_ptr<Work> all_gather(at::Tensor& flat) override;
 
   // Runs body(backend) on world_size threads, one per rank, and rethrows the first rank's exception (lowest
   // rank first) once all threads have ended.

@@ -60,22 +60,26 @@ at::Tensor device_pieces(const std::vector<Piece>& pieces, const at::Device& dev
 
 void gradient_stats_cpu(const float* x, std::int64_t n, double* sum_squares, std::int64_t* nonfinite) {
   double lane[8] = {};
-  std::int64_t bad = 0;
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     for (int j = 0; j < 8; ++j) {
       const double v = x[i + j];
       lane[j] += v * v;
-      bad += std::isfinite(x[i + j]) ? 0 : 1;
     }
   }
   for (; i < n; ++i) {
     const double v = x[i];
     lane[i & 7] += v * v;
-    bad += std::isfinite(x[i]) ? 0 : 1;
   }
-  *sum_squares += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  *nonfinite += bad;
+  const double sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  *sum_squares += sum;
+  // The squares of finite floats sum to a finite double (at most n x 1.2e77), so a non-finite sum is the only
+  // sign of a NaN or infinity: the count costs a second pass only then.
+  if (!std::isfinite(sum)) {
+    std::int64_t bad = 0;
+    for (std::int64_t k = 0; k < n; ++k) bad += std::isfinite(x[k]) ? 0 : 1;
+    *nonfinite += bad;
+  }
 }
 
 at::Tensor gradient_stats(const std::vector<at::Tensor>& tensors, void* stream) {

@@ -1,4 +1,5 @@
-// new_run_id: run ids that sort by start time and do not collide within a second; parse_tags; NaN-safe JSON numbers.
+// new_run_id: run ids that sort by start time and do not collide within a second; parse_tags; NaN-safe JSON numbers;
+// the config flattened for trackers.
 #include "tracking/metric_record.h"
 
 #include <cmath>
@@ -32,6 +33,24 @@ double number_from_json(const nlohmann::json& value) {
   if (text == "Infinity") return std::numeric_limits<double>::infinity();
   if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
   return std::numeric_limits<double>::quiet_NaN();  // "NaN", and anything that is not a number
+}
+
+namespace {
+
+void flatten_into(const nlohmann::json& value, const std::string& prefix, nlohmann::json& out) {
+  if (value.is_object()) {
+    for (const auto& [key, item] : value.items()) flatten_into(item, prefix.empty() ? key : prefix + "." + key, out);
+  } else if (!prefix.empty()) {
+    out[prefix] = value;
+  }
+}
+
+}  // namespace
+
+nlohmann::json flatten_config(const nlohmann::json& params) {
+  nlohmann::json out = nlohmann::json::object();
+  flatten_into(params, "", out);
+  return out;
 }
 
 std::map<std::string, std::string> parse_tags(const std::vector<std::string>& entries) {

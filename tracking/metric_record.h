@@ -36,6 +36,11 @@ std::string new_run_id();
 nlohmann::json json_number(double value);
 double number_from_json(const nlohmann::json& value);
 
+// The resolved config one level deep, as MLflow params and W&B's config take it: {"train": {"lr": 0.001}} ->
+// {"train.lr": 0.001}; lists and other values stay as they are. A value with no key (params that are not an
+// object) is left out: neither takes an empty name.
+nlohmann::json flatten_config(const nlohmann::json& params);
+
 // tracking.tags entries to RunInfo::tags: "key=value" -> {key, value}, a bare "label" -> {label, ""}.
 // Throws dpt::Error for an empty key ("=value") or a key given twice.
 std::map<std::string, std::string> parse_tags(const std::vector<std::string>& entries);

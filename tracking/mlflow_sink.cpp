@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "tracking/spool_file.h"
 
 namespace dpt::tracking {
 namespace {
@@ -29,8 +30,8 @@ using Clock = std::chrono::steady_clock;
 using KeyValues = std::vector<std::pair<std::string, std::string>>;
 
 constexpr char kApi[] = "/api/2.0/mlflow/";
+constexpr char kSpoolStem[] = "mlflow-spool";
 constexpr char kSpoolFile[] = "mlflow-spool.jsonl";
-constexpr char kAckedFile[] = "mlflow-spool.acked";
 constexpr char kRunIdTag[] = "dptrain.run_id";
 constexpr char kVersionTag[] = "dptrain.checkpoint.version";
 constexpr char kStoreTag[] = "dptrain.checkpoint.store";
@@ -60,16 +61,6 @@ std::int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// The resolved config as MLflow params: "train.lr" -> "0.001"; lists and other values as JSON text. A value with
-// no key (params that are not an object) has no MLflow param to become: MLflow rejects an empty key.
-void flatten(const json& value, const std::string& prefix, KeyValues& out) {
-  if (value.is_object()) {
-    for (const auto& [key, item] : value.items()) flatten(item, prefix.empty() ? key : prefix + "." + key, out);
-  } else if (!prefix.empty()) {
-    out.emplace_back(prefix, value.is_string() ? value.get<std::string>() : value.dump());
-  }
-}
-
 json key_values(const KeyValues& items, std::size_t begin, std::size_t end, std::size_t max_value) {
   json out = json::array();
   for (std::size_t i = begin; i < end; ++i) {
@@ -78,36 +69,25 @@ json key_values(const KeyValues& items, std::size_t begin, std::size_t end, std:
   return out;
 }
 
-// The spool: line 1 describes the run; each later line is one request (log-batch or status) in send order.
-// mlflow-spool.acked holds how many request lines the server has acknowledged.
+// The spool (SpoolFile mlflow-spool.jsonl): line 1 describes the run; each later line is one request (log-batch
+// or status) in send order. mlflow-spool.acked holds how many request lines the server has acknowledged.
 class Spool {
  public:
-  explicit Spool(const std::string& dir)
-      : path_((fs::path(dir) / kSpoolFile).string()), acked_path_((fs::path(dir) / kAckedFile).string()) {
-    std::error_code error;
-    fs::create_directories(dir, error);
-    DPT_CHECK(!error, "cannot create run directory ", dir, " for the MLflow spool: ", error.message(),
-              "; choose a writable run.output_dir");
-    load();
-    out_.open(path_, std::ios::out | std::ios::app);
-    DPT_CHECK(out_.is_open(), "cannot open MLflow spool ", path_, " for appending: ", std::strerror(errno),
-              "; choose a writable run.output_dir");
+  explicit Spool(const std::string& dir) : file_(dir, kSpoolStem) {
+    acked_ = std::min(file_.read_acked(), file_.entries());
+    saved_acked_ = acked_;
+    for (json& line : file_.read_entries(acked_)) pending_.push_back(std::move(line));
   }
 
-  const std::string& path() const { return path_; }
-  const json& header() const { return header_; }
+  const std::string& path() const { return file_.path(); }
+  const json& header() const { return file_.header(); }
   std::deque<json>& pending() { return pending_; }
   const std::deque<json>& pending() const { return pending_; }
 
   void append(const json& line) {
-    if (header_.is_null()) {
-      header_ = line;
-    } else {
-      pending_.push_back(line);
-    }
-    out_ << line.dump() << '\n';
-    out_.flush();
-    DPT_CHECK(out_.good(), "could not write MLflow spool ", path_, "; check free disk space and permissions");
+    const bool header = file_.header().is_null();
+    file_.append({line});
+    if (!header) pending_.push_back(line);
   }
 
   // The oldest `lines` pending lines were acknowledged (or rejected for good); persisted by save_acked().
@@ -118,49 +98,15 @@ class Spool {
 
   void save_acked() {
     if (acked_ == saved_acked_) return;
-    const std::string tmp = acked_path_ + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << acked_ << '\n';
-      DPT_CHECK(out.good(), "could not write ", tmp, "; check free disk space and permissions");
-    }
-    fs::rename(tmp, acked_path_);
+    file_.write_acked(acked_);
     saved_acked_ = acked_;
   }
 
  private:
-  void load() {
-    std::ifstream acked_in(acked_path_);
-    if (acked_in) acked_in >> acked_;
-    saved_acked_ = acked_;
-    std::ifstream in(path_);
-    std::string text;
-    std::int64_t index = -1;  // the header is line -1; request lines count from 0
-    while (std::getline(in, text)) {
-      json line = json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (line.is_discarded()) {
-        report("skipping an unreadable line of " + path_ + " (cut short by a crash?)");
-        continue;
-      }
-      if (index == -1) {
-        DPT_CHECK(line.contains("run"), "MLflow spool ", path_, " does not start with a run description; ",
-                  "move it away to start a new spool");
-        header_ = std::move(line);
-      } else if (index >= acked_) {
-        pending_.push_back(std::move(line));
-      }
-      ++index;
-    }
-    acked_ = std::min<std::int64_t>(acked_, std::max<std::int64_t>(index, 0));
-  }
-
-  std::string path_;
-  std::string acked_path_;
-  json header_;
+  SpoolFile file_;
   std::deque<json> pending_;
   std::int64_t acked_ = 0;
   std::int64_t saved_acked_ = 0;
-  std::ofstream out_;
 };
 
 class MlflowSink final : public Sink {
@@ -192,17 +138,10 @@ class MlflowSink final : public Sink {
     pump(false);
   }
 
-  // The manifest and the store's aliases go into the spool line, so that a replay (even by `runs sync`, after
-  // the store has collected the version) sends exactly what was published.
   void checkpoint(const PublishedCheckpoint& published) override {
-    spool_.append({{"checkpoint",
-                    {{"version", published.version},
-                     {"store", published.store},
-                     {"step", published.step},
-                     {"manifest", published.manifest},
-                     {"manifest_sha256", published.manifest_sha256},
-                     {"aliases", published.aliases}}},
-                   {"registered_model", options_.registered_model}});
+    json line = spooled_checkpoint(published);
+    line["registered_model"] = options_.registered_model;
+    spool_.append(line);
     pump(false);
   }
 
@@ -387,15 +326,15 @@ class MlflowSink final : public Sink {
     KeyValues params;
     KeyValues tags{{kRunIdTag, run_.id}, {"mlflow.runName", run_.name.empty() ? run_.id : run_.name}};
     tags.insert(tags.end(), run_.tags.begin(), run_.tags.end());
-    KeyValues flat;
-    flatten(run_.params, "", flat);
-    for (auto& [key, value] : flat) {
+    const json flat = flatten_config(run_.params);
+    for (const auto& [key, item] : flat.items()) {
+      const std::string value = item.is_string() ? item.get<std::string>() : item.dump();
       const auto logged = logged_params.find(key);
       if (logged == logged_params.end()) {
-        params.emplace_back(key, std::move(value));
+        params.emplace_back(key, value);
       } else if (logged->second != value.substr(0, kMaxParamValue)) {
         // MLflow params are immutable; a resume with a changed key keeps its new value as a tag.
-        tags.emplace_back("dptrain.resumed." + key, std::move(value));
+        tags.emplace_back("dptrain.resumed." + key, value);
       }
     }
     for (std::size_t i = 0; i < std::max(params.size(), tags.size()); i += kParamsOrTagsPerBatch) {

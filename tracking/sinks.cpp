@@ -10,6 +10,7 @@
 #include "tracking/mlflow_sink.h"
 #include "tracking/prometheus_sink.h"
 #include "tracking/tensorboard_sink.h"
+#include "tracking/wandb_sink.h"
 
 namespace dpt::tracking {
 namespace {
@@ -34,6 +35,10 @@ const SinkFactory kFactories[] = {
      }},
     {"tensorboard", [](const RunInfo& run, std::ostream&, std::int64_t, const Config*) {
        return make_tensorboard_sink(run.dir);
+     }},
+    {"wandb", [](const RunInfo& run, std::ostream&, std::int64_t, const Config* config) {
+       DPT_CHECK(config, "the wandb sink needs the config (tracking.wandb.python, tracking.wandb.mode)");
+       return make_wandb_sink(run, wandb_options(*config));
      }},
     {"prometheus",
      [](const RunInfo& run, std::ostream&, std::int64_t, const Config* config) -> std::unique_ptr<Sink> {
@@ -91,6 +96,15 @@ std::vector<ConfigKey> config_keys() {
       text("tracking.mlflow.experiment", "dptrain", "MLflow experiment of the run (created when missing)"),
       text("tracking.mlflow.registered_model", "",
            "MLflow registered model that each checkpoint version becomes a version of (empty: no Model Registry)"),
+      text("tracking.wandb.python", "",
+           "Python that runs the wandb sink's driver; it must import wandb (empty: " + default_wandb_python() +
+               ")"),
+      text("tracking.wandb.mode", "offline",
+           "wandb sink: offline (files in <run dir>/wandb, uploaded later by `wandb sync`) or online (the W&B "
+           "server; API key from WANDB_API_KEY or ~/.netrc)",
+           {"offline", "online"}),
+      text("tracking.wandb.project", "dptrain", "W&B project of the run"),
+      text("tracking.wandb.entity", "", "W&B entity (user or team) of the run (empty: the API key's default)"),
   };
 }
 

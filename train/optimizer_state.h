@@ -9,6 +9,8 @@
 #include <torch/optim/optimizer.h>
 
 #include "checkpoint/safetensors.h"
+#include "distributed/backend.h"
+#include "distributed/reducer.h"
 
 namespace dpt::train {
 
@@ -39,5 +41,19 @@ checkpoint::NamedTensors optimizer_state_tensors(const torch::optim::Optimizer& 
 // dpt::Error naming `what` (the checkpoint).
 void load_optimizer_state(torch::optim::Optimizer& optimizer, const checkpoint::NamedTensors& tensors,
                           const std::string& what);
+
+// ddp.zero = 1, where `optimizer` steps `reducer`'s shard pieces: its state as the whole per-parameter tensors that
+// optimizer_state_tensors gives for an optimizer over every parameter (what ddp.zero = 0 saves, so checkpoints do
+// not depend on the sharding). Collective: every rank calls it; the shards are all-gathered through the reducer's
+// gradient backend, which fields exist and the step count agreed over `control`. Host tensors, on every rank.
+checkpoint::NamedTensors gather_optimizer_state(const torch::optim::Optimizer& optimizer, distributed::Reducer& reducer,
+                                                distributed::Backend& control);
+
+// The way back, at a resume with ddp.zero = 1: of whole per-parameter state (saved with ddp.zero = 0 or 1, at any
+// world size) this rank keeps its shard pieces' parts. `parameters`: the reducer's, in registration order. Entries
+// that fit no parameter throw a dpt::Error naming `what`, as load_optimizer_state does.
+void load_sharded_optimizer_state(torch::optim::Optimizer& optimizer, const distributed::Reducer& reducer,
+                                  const std::vector<at::Tensor>& parameters, const checkpoint::NamedTensors& tensors,
+                                  const std::string& what);
 
 }  // namespace dpt::train

@@ -28,9 +28,15 @@ RunParts::RunParts(const Config& config, const distributed::Backends& backends, 
     named.emplace_back(p.key(), p.value());
   }
   buffers = module->buffers();
-  optimizer = optimizers().get(options.optimizer)(params, options.optimizer_settings);
   reducer = std::make_unique<distributed::Reducer>(std::move(named), *backends.gradients, *backends.control,
                                                    distributed::ReducerOptions::from_config(config));
+  // ddp.zero = 1: the optimizer steps this rank's shard of the parameters only, and holds state for it alone.
+  std::vector<at::Tensor> stepped = params;
+  if (reducer->zero()) {
+    stepped.clear();
+    for (const auto& piece : reducer->shard_pieces()) stepped.push_back(piece.tensor);
+  }
+  optimizer = optimizers().get(options.optimizer)(std::move(stepped), options.optimizer_settings);
 
   const bool pin = device.is_cuda();
   std::shared_ptr<data::Source> train_data = parts.train_data;

@@ -43,7 +43,7 @@ struct RunParts {
   std::shared_ptr<torch::nn::Module> module;
   std::vector<at::Tensor> params;   // trainable, in registration order
   std::vector<at::Tensor> buffers;  // BatchNorm running statistics and the like, kept equal to rank 0's
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;  // over `params`, or with ddp.zero = 1 the reducer's shard pieces
   std::unique_ptr<distributed::Reducer> reducer;
   Loss loss;
   LrSchedule schedule;

@@ -12,17 +12,16 @@
 #include "checkpoint/checkpointer.h"
 #include "core/check.h"
 #include "core/splitmix64.h"
-#include "train/optimizer_state.h"
 
 namespace dpt::train {
 
 checkpoint::CheckpointContents snapshot(const TrainState& state, const NamedTensorRefs& model,
-                                        const torch::optim::Optimizer& optimizer, nlohmann::json run, bool copy) {
+                                        checkpoint::NamedTensors optimizer_state, nlohmann::json run, bool copy) {
   checkpoint::CheckpointContents contents;
   checkpoint::NamedTensors model_tensors;
   for (const auto& [name, tensor] : model) model_tensors.emplace_back(name, checkpoint::host_tensor(tensor, copy));
   contents.tensors["model"] = std::move(model_tensors);
-  contents.tensors["optimizer"] = optimizer_state_tensors(optimizer, copy);
+  contents.tensors["optimizer"] = std::move(optimizer_state);
   nlohmann::json metrics = nlohmann::json::object();
   if (std::isfinite(state.last_loss)) metrics["train/loss"] = state.last_loss;
   if (state.last_eval) {
@@ -56,11 +55,11 @@ void load_model_tensors(const checkpoint::NamedTensors& tensors, const NamedTens
 }
 
 TrainState restore(const checkpoint::CheckpointContents& contents, const NamedTensorRefs& model,
-                   torch::optim::Optimizer& optimizer, const std::string& ref, const std::string& model_name) {
+                   const OptimizerStateLoader& load_optimizer, const std::string& ref, const std::string& model_name) {
   DPT_CHECK(contents.tensors.count("model") && contents.tensors.count("optimizer"), "checkpoint ", ref,
             " lacks model or optimizer tensors: it was not written by dptrain's trainer; resume from another version");
   load_model_tensors(contents.tensors.at("model"), model, ref, model_name);
-  load_optimizer_state(optimizer, contents.tensors.at("optimizer"), ref);
+  load_optimizer(contents.tensors.at("optimizer"));
   TrainState state;
   state.step = contents.state.at("step").get<std::int64_t>();
   state.epoch = contents.state.at("epoch").get<std::int64_t>();

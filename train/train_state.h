@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -40,17 +41,21 @@ struct TrainState {
   std::int64_t position(std::int64_t samples_per_epoch) const { return epoch * samples_per_epoch + cursor; }
 };
 
-// A checkpoint version's contents: `model` (parameters, then buffers, by name), the optimizer's state and a manifest
-// state of `state` merged into `run` (world size, config, lineage: whatever the caller records). No generator
-// state: every step seeds its generators from where training stands (seed_step_generators). `copy`: host copies,
-// for a save that training overlaps.
+// A checkpoint version's contents: `model` (parameters, then buffers, by name), the optimizer's state (named
+// tensors of optimizer_state.h) and a manifest state of `state` merged into `run` (world size, config, lineage:
+// whatever the caller records). No generator state: every step seeds its generators from where training stands
+// (seed_step_generators). `copy`: host copies, for a save that training overlaps.
 checkpoint::CheckpointContents snapshot(const TrainState& state, const NamedTensorRefs& model,
-                                        const torch::optim::Optimizer& optimizer, nlohmann::json run, bool copy);
+                                        checkpoint::NamedTensors optimizer_state, nlohmann::json run, bool copy);
 
-// Loads a version's tensors into `model` and `optimizer` and returns its TrainState; `model_name` and `ref` name it
-// in errors. A version's `rng` tensors (generator states, written by earlier versions of dptrain) are not needed.
+// How a resume hands the optimizer its saved state (load_optimizer_state, or its sharded form).
+using OptimizerStateLoader = std::function<void(const checkpoint::NamedTensors&)>;
+
+// Loads a version's tensors into `model`, the optimizer's through `load_optimizer`, and returns its TrainState;
+// `model_name` and `ref` name it in errors. A version's `rng` tensors (generator states, written by earlier builds
+// of dptrain) are not needed.
 TrainState restore(const checkpoint::CheckpointContents& contents, const NamedTensorRefs& model,
-                   torch::optim::Optimizer& optimizer, const std::string& ref, const std::string& model_name);
+                   const OptimizerStateLoader& load_optimizer, const std::string& ref, const std::string& model_name);
 
 // The seed of `rank`'s generators for the step that starts at global sample `position` (epochs x samples per
 // epoch + cursor): a hash of (run seed, rank, position). Dropout and any other random operation of a step so depend

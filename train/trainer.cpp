@@ -1,8 +1,9 @@
 // Trainer: one training step = generators seeded from the position -> lr schedule -> for each of the step's loader
-// batches: forward (autocast at bf16/fp16) -> loss -> backward (the last one's all-reduce overlaps it) -> one pass
-// for the gradient norm and non-finite values -> the step vote -> clip and unscale -> optimizer step (or a skipped
-// one) -> metrics -> periodic checkpoint. Every rank runs the same steps in the same order; what ranks must agree
-// on (run id, stop flag, non-finite values, metrics) goes through the control backend.
+// batches: forward (autocast at bf16/fp16) -> loss -> backward (the last one's all-reduce, with ddp.zero = 1
+// reduce-scatter, overlaps it) -> one pass for the gradient norm and non-finite values -> the step vote -> clip and
+// unscale -> optimizer step (or a skipped one; ddp.zero = 1: this rank's shard, then the parameters all-gathered) ->
+// metrics -> periodic checkpoint. Every rank runs the same steps in the same order; what ranks must agree on (run
+// id, stop flag, non-finite values, metrics) goes through the control backend.
 #include "train/trainer.h"
 
 #include <chrono>
@@ -21,6 +22,7 @@
 #include "tracking/metric_hub.h"
 #include "tracking/sinks.h"
 #include "train/mixed_precision.h"
+#include "train/optimizer_state.h"
 #include "train/preemption.h"
 #include "train/step_stats.h"
 
@@ -204,11 +206,10 @@ struct Trainer::Impl {
     const auto comm_start = Clock::now();
     run->reducer->finish();
     const auto comm_end = Clock::now();
-    std::vector<at::Tensor> grads;
-    grads.reserve(run->params.size());
-    for (const auto& p : run->params) grads.push_back(p.grad());
+    const std::vector<at::Tensor> grads = update_gradients();
     const at::Tensor stats = kernels::gradient_stats(grads);
-    const at::Tensor totals = stats[-1].cpu();  // one small copy from a GPU: the vote needs the count on the host
+    at::Tensor totals = stats[-1].cpu();  // one small copy from a GPU: the vote needs the count on the host
+    if (run->reducer->zero()) sum_shard_totals(stats, totals);
     const auto vote_start = Clock::now();
     const StepVote vote = vote_at_step_boundary(loss_finite, totals[1].item<double>());
     const auto vote_end = Clock::now();
@@ -218,6 +219,7 @@ struct Trainer::Impl {
     if (vote.finite()) {
       kernels::clip_and_unscale(grads, stats, options().grad_clip, 1.0 / loss_scale);
       run->optimizer->step();
+      if (run->reducer->zero()) run->reducer->gather_parameters();
       if (precision == Precision::Float16) state.loss_scale.update(true, options().loss_scale_growth_interval);
     } else {
       skip_step(vote, loss_finite, nonfinite_batch ? *nonfinite_batch : batch, stats);
@@ -230,6 +232,23 @@ struct Trainer::Impl {
     times.comm = seconds_between(comm_start, comm_end) + seconds_between(sync_start, compute_start) +
                  seconds_between(vote_start, vote_end);
     return outcome;
+  }
+
+  // The gradients the update reads: every parameter's, or with ddp.zero = 1 this rank's shard of every bucket (the
+  // optimizer steps only that shard, and the rest of each gradient bucket is not reduced).
+  std::vector<at::Tensor> update_gradients() const {
+    if (run->reducer->zero()) return run->reducer->gradient_shards();
+    std::vector<at::Tensor> grads;
+    grads.reserve(run->params.size());
+    for (const auto& p : run->params) grads.push_back(p.grad());
+    return grads;
+  }
+
+  // ddp.zero = 1: each rank's stats cover its shards; the totals (sum of squares, non-finite count) summed over the
+  // ranks are the whole gradient's, on every rank, and clipping reads them from the stats' last row.
+  void sum_shard_totals(const at::Tensor& stats, at::Tensor& totals) {
+    control.allreduce(totals, distributed::ReduceOp::Sum)->wait();
+    stats[-1].copy_(totals);
   }
 
   // The one control all-reduce of a step, before the update: a preemption signal on any rank, the all-reduced
@@ -281,6 +300,10 @@ struct Trainer::Impl {
   // after the all-reduce, though every rank's loss was finite".
   std::string nonfinite_summary(const StepVote& vote, const at::Tensor& stats) const {
     if (!vote.nonfinite_loss.empty()) return "the loss was not finite on rank(s) " + rank_list(vote.nonfinite_loss);
+    if (run->reducer->zero()) {
+      return "the gradients hold " + std::to_string(static_cast<std::int64_t>(vote.nonfinite_gradients)) +
+             " non-finite value(s) after the reduce-scatter, though every rank's loss was finite";
+    }
     const at::Tensor counts = stats.select(1, 1).cpu();
     std::int64_t first = 0;
     while (first + 1 < static_cast<std::int64_t>(param_names.size()) && counts[first].item<double>() == 0) ++first;
@@ -373,12 +396,18 @@ struct Trainer::Impl {
             {"build", checkpoint::build_info()}};
   }
 
-  // Every rank calls this at the same step; rank 0 hands a snapshot to the Checkpointer. The time training stands
-  // still for it is recorded as checkpoint/stall_s.
+  // Every rank calls this at the same step (with ddp.zero = 1 the optimizer state's shards are gathered); rank 0
+  // hands a snapshot to the Checkpointer. The time training stands still for it is recorded as checkpoint/stall_s.
   void save() {
-    if (!checkpointer) return;
+    if (!run->store) return;
     const auto stall_start = Clock::now();
-    checkpointer->save(snapshot(state, run->named_state(), *run->optimizer, run_record(), checkpointer->async()));
+    // ddp.zero = 1: every rank takes part in gathering the optimizer state's shards; checkpoints hold it whole.
+    checkpoint::NamedTensors optimizer_state;
+    if (run->reducer->zero()) optimizer_state = gather_optimizer_state(*run->optimizer, *run->reducer, control);
+    if (!checkpointer) return;
+    if (!run->reducer->zero()) optimizer_state = optimizer_state_tensors(*run->optimizer, checkpointer->async());
+    checkpointer->save(
+        snapshot(state, run->named_state(), std::move(optimizer_state), run_record(), checkpointer->async()));
     record({{"checkpoint/stall_s", seconds_between(stall_start, Clock::now())}});
   }
 
@@ -390,7 +419,14 @@ struct Trainer::Impl {
     for (const auto& line : skipped) runtime.out() << "dptrain: skipping a damaged checkpoint: " << line << std::endl;
     const std::string run_id = state.run_id;
     const LossScale configured = state.loss_scale;
-    state = restore(contents, run->named_state(), *run->optimizer, ref, options().model);
+    const OptimizerStateLoader load_optimizer = [&](const checkpoint::NamedTensors& tensors) {
+      if (run->reducer->zero()) {
+        load_sharded_optimizer_state(*run->optimizer, *run->reducer, run->params, tensors, ref);
+      } else {
+        load_optimizer_state(*run->optimizer, tensors, ref);
+      }
+    };
+    state = restore(contents, run->named_state(), load_optimizer, ref, options().model);
     if (state.run_id.empty()) state.run_id = run_id;
     if (!contents.state.contains("loss_scale")) state.loss_scale = configured;
     const auto& sampler = run->train_loader->sampler();
@@ -565,6 +601,14 @@ EvalResult Trainer::evaluate() { return impl_->evaluate(); }
 std::vector<at::Tensor> Trainer::parameters() const { return impl_->run->params; }
 
 std::int64_t Trainer::step() const { return impl_->state.step; }
+
+std::int64_t Trainer::optimizer_state_bytes() const {
+  std::int64_t bytes = 0;
+  for (const auto& [name, tensor] : optimizer_state_tensors(*impl_->run->optimizer, /*copy=*/false)) {
+    bytes += static_cast<std::int64_t>(tensor.nbytes());
+  }
+  return bytes;
+}
 
 bool Trainer::holds_model_storage(const at::Tensor& tensor) const {
   if (impl_->run->reducer->holds(tensor)) return true;

@@ -51,6 +51,8 @@ class Trainer {
   // Trainable parameters in registration order (tests compare them across ranks and runs).
   std::vector<at::Tensor> parameters() const;
   std::int64_t step() const;
+  // Bytes of optimizer state this rank holds (with ddp.zero = 1 about 1/N of what ddp.zero = 0 holds).
+  std::int64_t optimizer_state_bytes() const;
   // Whether `tensor` shares memory with the model: a parameter, a buffer or a gradient bucket (tests check that
   // the gradient backend sees nothing else).
   bool holds_model_storage(const at::Tensor& tensor) const;

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference for dptrain's benchmarks: one of dptrain's built-in models (the same layers) with Adam, as
-PyTorch DDP (gloo, 127.0.0.1) with --world N >= 2 or as a plain PyTorch loop with --world 1.
+PyTorch DDP (gloo, 127.0.0.1) with --world N >= 2 or as a plain PyTorch loop with --world 1. Started by mpirun
+(one process per rank, e.g. across hosts), it takes the world from Open MPI's variables and meets at --master-addr.
 Batches are synthetic, or read from an HDF5 file of dptrain's (--data, the datasets "inputs" and "labels" that
 `dptrain data synth` / `import-text` write) into memory first. Prints one line:
 "pytorch_ddp: world N, ... samples/s TOTAL", or with --json one JSON object with the figures.
@@ -16,6 +17,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+# Set in each process that Open MPI's mpirun starts.
+MPI_RANK = "OMPI_COMM_WORLD_RANK"
 
 
 class FashionCnn(nn.Module):
@@ -166,7 +171,7 @@ def run(rank, args, results):
     options = json.loads(args.model_options)
     model = MODELS[args.model][0](**dict(options))
     if args.world > 1:
-        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        os.environ["MASTER_ADDR"] = args.master_addr
         os.environ["MASTER_PORT"] = str(args.port)
         dist.init_process_group("gloo", rank=rank, world_size=args.world)
         model = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=args.bucket_cap_mb)
@@ -191,6 +196,10 @@ def run(rank, args, results):
     results[rank] = time.perf_counter() - start
     results["parameters"] = sum(p.numel() for p in model.parameters())
     if args.world > 1:
+        if MPI_RANK in os.environ:  # no shared results: rank 0 learns the slowest rank's time
+            slowest = torch.tensor([results[rank]], dtype=torch.float64)
+            dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
+            results[rank] = slowest.item()
         dist.destroy_process_group()
 
 
@@ -201,6 +210,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64, help="samples per rank and step")
     parser.add_argument("--port", type=int, default=29533)
+    parser.add_argument("--master-addr", default="127.0.0.1", help="rank 0's address (under mpirun: its host's)")
     parser.add_argument("--model", default="fashion_cnn", choices=sorted(MODELS))
     parser.add_argument("--model-options", default="{}", help="JSON, as dptrain's [model.options]")
     parser.add_argument("--data", default="", help="HDF5 file with 'inputs' and 'labels' (default: synthetic)")
@@ -209,11 +219,20 @@ def main():
     parser.add_argument("--bucket-cap-mb", type=float, default=25.0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    results = mp.Manager().dict()
-    if args.world == 1:
-        run(0, args, results)
+    if MPI_RANK in os.environ:
+        rank = int(os.environ[MPI_RANK])
+        args.world = int(os.environ["OMPI_COMM_WORLD_SIZE"])
+        results = {}
+        run(rank, args, results)
+        if rank != 0:
+            return
+        results = {"parameters": results["parameters"], 0: results[rank]}
     else:
-        mp.spawn(run, args=(args, results), nprocs=args.world, join=True)
+        results = mp.Manager().dict()
+        if args.world == 1:
+            run(0, args, results)
+        else:
+            mp.spawn(run, args=(args, results), nprocs=args.world, join=True)
     parameters = results.pop("parameters")
     seconds = max(results.values())
     total = args.world * args.batch * args.steps / seconds

@@ -14,6 +14,13 @@ enter_scratch_dir() {
   cd "$work" || exit 1
 }
 
+# project_venv: the project's .venv with the pinned PyPI tools (scripts/setup-venv.sh makes or updates it) in $venv;
+# a test that needs them fails, not skips, when it cannot be made.
+project_venv() {
+  bash "$harness_dir/../../scripts/setup-venv.sh" || { echo "FAILED: scripts/setup-venv.sh"; exit 1; }
+  venv=$(cd "$harness_dir/../.." && pwd)/.venv
+}
+
 ok() { echo "ok: $1"; passed=$((passed + 1)); }
 bad() { echo "FAILED: $1"; echo "$2" | sed 's/^/    | /'; failed=$((failed + 1)); }
 

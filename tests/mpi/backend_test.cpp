@@ -1,7 +1,7 @@
 // MpiBackend's all-reduce over real MPI ranks, through shared memory (every rank of these tests runs on one node)
 // and through MPI_Allreduce: exact sums for every dtype it reduces, sizes that do not split evenly over the ranks,
 // tensors many times larger than the shared buffers, many collectives back to back, and the same result on
-// every rank.
+// every rank; its reduce-scatter and all-gather (ZeRO-1) through the same paths.
 #include "distributed/mpi_backend.h"
 #include "distributed/progress_board.h"
 
@@ -290,6 +290,49 @@ TEST(ProgressBoard, ShowsTheRanksOfItsNodeAndCountsTheOthers) {
     }
   }
   MPI_Barrier(MPI_COMM_WORLD);
+}
+
+// A reduce-scatter leaves each rank the sum of its shard; the all-gather that follows gives every rank every
+// shard: together an exact all-reduce, for the dtypes gradients and parameters travel in, overlapped or not, at sizes
+// of one element per rank up to many shared buffers, and averaged.
+void expect_exact_sharded_sums(distributed::MpiBackend& backend) {
+  const int world = backend.world_size();
+  std::int64_t salt = 0;
+  for (const auto dtype : {torch::kFloat, torch::kDouble, torch::kBFloat16, torch::kHalf, torch::kInt}) {
+    for (const std::int64_t shard : {std::int64_t{1}, std::int64_t{333}, std::int64_t{40001}}) {
+      for (const bool overlapped : {false, true}) {
+        const std::int64_t n = shard * world;
+        const std::string what = std::string(c10::toString(dtype)) + " x " + std::to_string(n) +
+                                 (overlapped ? " (overlapped)" : "");
+        torch::Tensor t = contribution(n, backend.rank(), ++salt, dtype);
+        const torch::Tensor sum = expected_sum(n, world, salt, dtype);
+        (overlapped ? backend.reduce_scatter_overlapped(t, distributed::ReduceOp::Sum)
+                    : backend.reduce_scatter(t, distributed::ReduceOp::Sum))
+            ->wait();
+        EXPECT_TRUE(torch::equal(t.narrow(0, backend.rank() * shard, shard), sum.narrow(0, backend.rank() * shard, shard)))
+            << what << ": this rank's shard";
+        backend.all_gather(t)->wait();
+        EXPECT_TRUE(torch::equal(t, sum)) << what << ": all-gathered";
+      }
+    }
+  }
+  torch::Tensor t = torch::full({3 * world}, static_cast<float>(backend.rank() + 1));
+  backend.reduce_scatter(t, distributed::ReduceOp::Avg)->wait();
+  EXPECT_FLOAT_EQ(t[backend.rank() * 3].item<float>(), (world + 1) / 2.0F) << "averaged";
+  torch::Tensor uneven = torch::zeros({world + 1});
+  EXPECT_THROW(backend.reduce_scatter(uneven, distributed::ReduceOp::Sum), Error);
+}
+
+TEST_P(MpiAllreduce, ReduceScatterAndAllGatherAreExactShardsOfTheSum) {
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, GetParam());
+  expect_exact_sharded_sums(backend);
+}
+
+TEST(MpiAllreduceHierarchical, ReduceScatterAndAllGatherAcrossNodesAreExact) {
+  MPI_Comm node = even_and_odd_nodes();
+  distributed::MpiBackend backend(MPI_COMM_WORLD, 60.0, kSmallBuffer, distributed::AllreducePath::Auto, node);
+  MPI_Comm_free(&node);
+  expect_exact_sharded_sums(backend);
 }
 
 TEST(MpiAllreduceSharedMemory, AgreesWithMpiAllreduceOnRandomValues) {

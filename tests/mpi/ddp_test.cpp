@@ -1,5 +1,5 @@
 // Data-parallel training across real MPI ranks: identical parameters on every rank, equivalence with one rank
-// on the combined batch, and bit-identical continuation after a resume.
+// on the combined batch, bit-identical continuation after a resume, and ZeRO-1 (ddp.zero) against replicated state.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -25,18 +25,36 @@ using testing::runtime;
 using testing::scratch_dir;
 using testing::trainer_config;
 
+void expect_identical_on_every_rank(const std::vector<at::Tensor>& parameters, distributed::Backend& backend) {
+  at::Tensor mine = flatten(parameters);
+  at::Tensor all = at::empty({backend.world_size(), mine.numel()});
+  backend.allgather(mine, all)->wait();
+  for (int r = 0; r < backend.world_size(); ++r) {
+    EXPECT_TRUE(at::equal(all[r], all[0])) << "rank " << r << " differs from rank 0";
+  }
+}
+
+// Each of `a` within `relative` of `b` (the norm of the difference over b's), and moved from the initial
+// parameters of the model `dataset` trains: a test that trains nothing would pass trivially.
+void expect_close_and_trained(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b, double relative,
+                              const std::string& dataset) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_LT((a[i] - b[i]).norm().item<double>() / b[i].norm().item<double>(), relative)
+        << "parameter " << i << " of shape " << a[i].sizes();
+  }
+  distributed::LocalBackend untouched_backend;
+  train::Trainer untouched(trainer_config(dataset, 32, 12), runtime(), untouched_backend);
+  EXPECT_GT((flatten(a) - flatten(untouched.parameters())).abs().max().item<double>(), 1e-3);
+}
+
 TEST(DataParallel, EveryRankHoldsBitIdenticalParameters) {
   const std::string dataset = testing::make_dataset("train", 200);
   distributed::MpiBackend backend;
   train::Trainer trainer(trainer_config(dataset, 16, 9), runtime(), backend);
   trainer.fit();
   EXPECT_EQ(trainer.step(), 9);
-  at::Tensor mine = flatten(trainer.parameters());
-  at::Tensor all = at::empty({backend.world_size(), mine.numel()});
-  backend.allgather(mine, all)->wait();
-  for (int r = 0; r < backend.world_size(); ++r) {
-    EXPECT_TRUE(at::equal(all[r], all[0])) << "rank " << r << " differs from rank 0";
-  }
+  expect_identical_on_every_rank(trainer.parameters(), backend);
 }
 
 // N ranks x batch 32 (trained with `parallel_extra` settings) against one rank x batch N*32. 200 samples: with 2
@@ -52,17 +70,7 @@ void expect_parallel_matches_one_rank(const std::vector<std::string>& parallel_e
   train::Trainer single(trainer_config(dataset, 32 * world, 12), runtime(), local);
   single.fit();
 
-  const auto a = parallel.parameters();
-  const auto b = single.parameters();
-  ASSERT_EQ(a.size(), b.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double relative = (a[i] - b[i]).norm().item<double>() / b[i].norm().item<double>();
-    EXPECT_LT(relative, 1e-5) << "parameter " << i << " of shape " << a[i].sizes();
-  }
-  // The parameters moved: a test that trains nothing would pass trivially.
-  distributed::LocalBackend untouched_backend;
-  train::Trainer untouched(trainer_config(dataset, 32, 12), runtime(), untouched_backend);
-  EXPECT_GT((flatten(a) - flatten(untouched.parameters())).abs().max().item<double>(), 1e-3);
+  expect_close_and_trained(parallel.parameters(), single.parameters(), 1e-5, dataset);
 }
 
 TEST(DataParallel, NRanksTimesBatchEqualsOneRankTimesNBatch) { expect_parallel_matches_one_rank({}); }
@@ -91,6 +99,73 @@ TEST(DataParallel, ResumeContinuesBitIdentically) {
   EXPECT_TRUE(at::equal(flatten(resumed.parameters()), flatten(straight.parameters())));
 }
 
+// ddp.zero = 1 against ddp.zero = 0 on the same ranks (each with `extra` settings): the same parameters to float
+// rounding (the gradient norm's sums run in another order), identical on every rank, and 1/N of the optimizer
+// state per rank. Clipping at 0.05 clips every step, so a norm taken over one rank's shard alone would show.
+void expect_zero_matches_replicated(const std::vector<std::string>& extra) {
+  const std::string dataset = testing::make_dataset("train", 200);
+  distributed::MpiBackend mpi;
+  std::vector<std::string> sharded_extra = extra;
+  sharded_extra.push_back("ddp.zero=1");
+  train::Trainer sharded(trainer_config(dataset, 32, 8, sharded_extra), runtime(), mpi);
+  sharded.fit();
+  train::Trainer replicated(trainer_config(dataset, 32, 8, extra), runtime(), mpi);
+  replicated.fit();
+  expect_close_and_trained(sharded.parameters(), replicated.parameters(), 1e-5, dataset);
+  expect_identical_on_every_rank(sharded.parameters(), mpi);
+  const double share = static_cast<double>(sharded.optimizer_state_bytes()) /
+                       static_cast<double>(replicated.optimizer_state_bytes());
+  EXPECT_GT(share, 0.0);
+  EXPECT_LT(share, 1.0 / mpi.world_size() + 0.01) << sharded.optimizer_state_bytes() << " of "
+                                                   << replicated.optimizer_state_bytes() << " bytes";
+}
+
+TEST(ZeroRedundancy, AdamWithClippingMatchesReplicatedState) {
+  expect_zero_matches_replicated({"train.optimizer=adam", "train.grad_clip=0.05"});
+}
+
+TEST(ZeroRedundancy, SgdMomentumWithClippingMatchesReplicatedState) {
+  expect_zero_matches_replicated({"train.optimizer=sgd", "train.momentum=0.9", "train.lr=0.05", "train.grad_clip=0.05"});
+}
+
+// 16-bit wire values, micro-batches and small buckets (several shards per rank, sizes not divisible by the ranks).
+TEST(ZeroRedundancy, CompressedAccumulatedSmallBucketsMatchReplicatedState) {
+  expect_zero_matches_replicated({"ddp.compression=bf16", "ddp.accumulate_steps=4", "ddp.bucket_cap_mb=0.5",
+                                  "ddp.first_bucket_mb=0.01", "train.grad_clip=0.05"});
+}
+
+// A checkpoint holds the optimizer state whole whatever ddp.zero was: a zero = 1 save resumes with zero = 0 and a
+// zero = 0 save with zero = 1, each continuing as a straight run does (SGD with momentum: the state matters).
+TEST(ZeroRedundancy, CheckpointsResumeAcrossZeroSettings) {
+  const std::string dataset = testing::make_dataset("train", 200);
+  const std::vector<std::string> sgd = {"train.optimizer=sgd", "train.momentum=0.9", "train.lr=0.05"};
+  distributed::MpiBackend backend;
+  train::Trainer straight(trainer_config(dataset, 16, 11, sgd), runtime(), backend);
+  straight.fit();
+  for (const auto& [saved, resumed] : {std::pair<int, int>{1, 0}, {0, 1}}) {
+    const std::string store = scratch_dir() + "/ckpt-zero-" + std::to_string(saved);
+    std::vector<std::string> overrides = sgd;
+    overrides.insert(overrides.end(), {"checkpoint.enabled=true", "checkpoint.dir=" + store, "checkpoint.every_steps=0"});
+    std::vector<std::string> first_overrides = overrides;
+    first_overrides.push_back("ddp.zero=" + std::to_string(saved));
+    {
+      train::Trainer first(trainer_config(dataset, 16, 5, first_overrides), runtime(), backend);
+      first.fit();
+    }
+    backend.barrier()->wait();  // rank 0 has published the checkpoint
+    overrides.push_back("ddp.zero=" + std::to_string(resumed));
+    train::Trainer again(trainer_config(dataset, 16, 11, overrides), runtime(), backend);
+    again.fit("latest");
+    EXPECT_EQ(again.step(), 11);
+    const auto a = again.parameters();
+    const auto b = straight.parameters();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_LT((a[i] - b[i]).abs().max().item<double>(), 1e-5)
+          << "parameter " << i << ", saved with ddp.zero = " << saved << ", resumed with " << resumed;
+    }
+  }
+}
+
 // A program's own data and loss: regression (mse, float targets) and a language model ([B, T, V] logits against
 // [B, T] token labels) train across the ranks from in-memory Sources, with the parameters equal on every rank.
 struct ToyLanguageModelImpl : torch::nn::Module {
@@ -107,10 +182,7 @@ void expect_trains(train::Trainer& trainer, distributed::Backend& backend, doubl
   const train::FitResult result = trainer.fit();
   ASSERT_TRUE(result.evaluated);
   EXPECT_LT(result.eval.loss, 0.5 * initial_loss);
-  at::Tensor mine = flatten(trainer.parameters());
-  at::Tensor all = at::empty({backend.world_size(), mine.numel()});
-  backend.allgather(mine, all)->wait();
-  for (int r = 0; r < backend.world_size(); ++r) EXPECT_TRUE(at::equal(all[r], all[0])) << "rank " << r;
+  expect_identical_on_every_rank(trainer.parameters(), backend);
 }
 
 TEST(Trainer, ProgramsOwnSourcesAndLossesTrainARegressionAndALanguageModel) {

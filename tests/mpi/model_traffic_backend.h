@@ -43,6 +43,18 @@ class ModelTrafficBackend final : public distributed::Backend {
     return inner_.allgather(input, output);
   }
   std::shared_ptr<distributed::Work> barrier() override { return inner_.barrier(); }
+  std::shared_ptr<distributed::Work> reduce_scatter(at::Tensor& flat, distributed::ReduceOp op) override {
+    check(flat, "reduce-scatter");
+    return inner_.reduce_scatter(flat, op);
+  }
+  std::shared_ptr<distributed::Work> reduce_scatter_overlapped(at::Tensor& flat, distributed::ReduceOp op) override {
+    check(flat, "overlapped reduce-scatter");
+    return inner_.reduce_scatter_overlapped(flat, op);
+  }
+  std::shared_ptr<distributed::Work> all_gather(at::Tensor& flat) override {
+    check(flat, "all-gather");
+    return inner_.all_gather(flat);
+  }
 
  private:
   void check(const at::Tensor& tensor, const char* op) {

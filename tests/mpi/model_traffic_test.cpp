@@ -96,6 +96,19 @@ TEST(ModelTraffic, UnusedParametersAndCompressedBucketsStayOnTheModel) {
   }
 }
 
+// ddp.zero = 1: the reduce-scattered buckets, the all-gathered parameters and the optimizer state's shards gathered
+// at each save are model storage; the norm's shard totals and which state fields exist go through the control
+// backend. Saved every 3 steps and resumed.
+TEST(ModelTraffic, ZeroShardsAndTheirGatheredStateStayOnTheModel) {
+  {
+    CheckedTrainer first(traffic_config("zero", {"ddp.zero=1", "train.max_steps=7", "train.grad_clip=0.1"}));
+    EXPECT_EQ(first.trainer->fit().steps, 7);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);  // rank 0 has published
+  CheckedTrainer resumed(traffic_config("zero", {"ddp.zero=1", "train.max_steps=9"}));
+  EXPECT_EQ(resumed.trainer->fit("latest").steps, 9);
+}
+
 // The check itself: with one backend in both roles, as before control traffic had a backend of its own, the
 // first control message (the run id) is refused.
 TEST(ModelTraffic, ControlTrafficOnTheGradientBackendIsRefused) {

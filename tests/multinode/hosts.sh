@@ -10,7 +10,10 @@
 #   host_run I CMD...          CMD inside host I (its network, UTS and mount namespaces), in the current directory
 #   host_mpirun ARGS...        mpirun on host $HOSTS_LAUNCHER (default 0) with $HOSTS_HOSTFILE (default the one
 #                              hosts_up wrote), ssh as the launch agent, the cluster launch settings of
-#                              scripts/cluster-launch.env, and a hard limit of $HOSTS_MPIRUN_TIMEOUT s (300)
+#                              scripts/cluster-launch.env, ranks that yield the CPU while they wait in MPI (the
+#                              hosts share this machine's cores), and a hard limit of $HOSTS_MPIRUN_TIMEOUT s (300)
+#   hosts_launcher FILE        writes FILE, an executable that runs host_mpirun with its arguments, for programs
+#                              that are not this shell (it works while the hosts are up)
 #   host_pids I                the PIDs of every process in host I (its holder included)
 #   link_down I / link_up I    cuts / restores host I's link (its port on the switch goes down / up)
 #   link_shape I RATE [DELAY]  shapes host I's link both ways with tc tbf to RATE (e.g. 10gbit); a DELAY other than
@@ -214,8 +217,22 @@ host_mpirun() {
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 &&
     export OMPI_MCA_plm_rsh_agent="ssh -F $HOSTS_SSH_CONFIG" &&
     export OMPI_MCA_oob_tcp_if_include="$HOSTS_SUBNET.0/24" OMPI_MCA_btl_tcp_if_include="$HOSTS_SUBNET.0/24" &&
+    export OMPI_MCA_mpi_yield_when_idle=1 &&  # the hosts share this machine's cores: a waiting rank yields them
     host_run "${HOSTS_LAUNCHER:-0}" timeout -k 5 "${HOSTS_MPIRUN_TIMEOUT:-300}" \
       mpirun --hostfile "${HOSTS_HOSTFILE:-$HOSTS_DIR/hostfile}" --oversubscribe --bind-to none "$@")
+}
+
+hosts_launcher() {
+  cat > "$1" <<EOF
+#!/usr/bin/env bash
+# host_mpirun of hosts.sh for the hosts in $HOSTS_DIR.
+source '$hosts_lib_dir/hosts.sh'
+HOSTS_DIR='$HOSTS_DIR'
+HOSTS_SSH_CONFIG='$HOSTS_SSH_CONFIG'
+HOSTS_PIDS=(${HOSTS_PIDS[*]})
+host_mpirun "\$@"
+EOF
+  chmod +x "$1"
 }
 
 host_pids() {

@@ -67,6 +67,19 @@ TEST(GradNorm, CountsNonFiniteValuesPerTensor) {
   EXPECT_FALSE(std::isfinite(stats[-1][0].item<double>()));
 }
 
+// The count is taken only where a sum of squares is not finite: the largest floats square to finite doubles.
+TEST(GradNorm, LargestFiniteFloatsAreFinite) {
+  const float big = std::numeric_limits<float>::max();
+  const std::vector<at::Tensor> tensors = {at::full({(1 << 17) + 5}, big), at::full({3}, -big)};
+  const at::Tensor stats = gradient_stats(tensors);
+  EXPECT_EQ(stats[-1][1].item<double>(), 0.0);
+  const double square = static_cast<double>(big) * static_cast<double>(big);
+  const double first = square * ((1 << 17) + 5);
+  const double all = square * ((1 << 17) + 8);
+  EXPECT_NEAR(stats[0][0].item<double>(), first, first * 1e-12);
+  EXPECT_NEAR(stats[-1][0].item<double>(), all, all * 1e-12);
+}
+
 TEST(GradNorm, SameBitsAtAnyThreadCount) {
   const auto tensors = awkward_tensors();
   at::set_num_threads(1);

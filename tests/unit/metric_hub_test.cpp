@@ -416,7 +416,8 @@ TEST_F(TrackingTest, MakeSinksBuildsConsoleAndJsonlInTheRunDir) {
   EXPECT_EQ(sinks[0]->name(), "console");
   EXPECT_EQ(sinks[1]->name(), "jsonl");
   EXPECT_TRUE(fs::exists(dir_ / "run" / "metrics.jsonl"));
-  EXPECT_EQ(known_sinks(), (std::vector<std::string>{"console", "jsonl", "mlflow", "tensorboard", "prometheus"}));
+  EXPECT_EQ(known_sinks(),
+            (std::vector<std::string>{"console", "jsonl", "mlflow", "tensorboard", "wandb", "prometheus"}));
 }
 
 TEST_F(TrackingTest, UnknownOrRepeatedSinkNameIsAnErrorListingKnownSinks) {

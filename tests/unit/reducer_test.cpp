@@ -1,5 +1,5 @@
-// Reducer and ThreadBackend: bucket layout, rebuild order, accumulation, unused parameters, compression and
-// timeouts, with ranks as threads of this process.
+// Reducer and ThreadBackend: bucket layout, rebuild order, accumulation, unused parameters, compression,
+// timeouts and ZeRO-1's shards, with ranks as threads of this process.
 #include "distributed/reducer.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <mutex>
+#include <tuple>
 
 #include "core/check.h"
 #include "distributed/local_backend.h"
@@ -276,6 +277,77 @@ void expect_compression_within(Compression compression, double tolerance) {
 
 TEST(Reducer, Bf16CompressionStaysWithinTolerance) { expect_compression_within(Compression::BFloat16, 1.0 / 128); }
 TEST(Reducer, Fp16CompressionStaysWithinTolerance) { expect_compression_within(Compression::Float16, 1.0 / 1024); }
+
+TEST(ThreadBackend, ReduceScatterAndAllGatherShardTheSum) {
+  ThreadBackend::run(3, [](ThreadBackend& backend) {
+    at::Tensor t = at::arange(6, at::kFloat) + static_cast<float>(backend.rank());
+    const at::Tensor sum = at::arange(6, at::kFloat) * 3 + 3;
+    backend.reduce_scatter(t, ReduceOp::Sum)->wait();
+    EXPECT_TRUE(at::equal(t.narrow(0, 2 * backend.rank(), 2), sum.narrow(0, 2 * backend.rank(), 2)));
+    backend.all_gather(t)->wait();
+    EXPECT_TRUE(at::equal(t, sum));
+    at::Tensor uneven = at::zeros({4});
+    EXPECT_THROW(backend.reduce_scatter(uneven, ReduceOp::Sum), Error);
+  });
+}
+
+// ddp.zero = 1 over 3 ranks, with one bucket (56 elements, padded to 57) and with a bucket per parameter: the ranks'
+// pieces cover every parameter element once; each piece's gradient is the all-reduced one; the shards' sums of
+// squares add up to the whole gradient's; parameters stepped by their owners reach every rank; gather_shards
+// assembles whole per-parameter tensors from the pieces.
+void expect_zero_shards(double bucket_mb) {
+  std::vector<std::vector<at::Tensor>> replicated(3);
+  std::vector<std::vector<std::tuple<std::size_t, std::int64_t, std::int64_t>>> covered(3);
+  ThreadBackend::run(3, [&](ThreadBackend& backend) {
+    const auto rank = static_cast<std::size_t>(backend.rank());
+    ReducerOptions options;
+    options.first_bucket_mb = options.bucket_cap_mb = bucket_mb;
+    TinyNet plain;
+    Reducer plain_reducer(plain.named(), backend, options);
+    replicated[rank] = ddp_gradients(backend, plain, plain_reducer, 4, 1);
+    options.zero = true;
+    TinyNet net;
+    Reducer reducer(net.named(), backend, options);
+    ddp_gradients(backend, net, reducer, 4, 1);
+    const std::vector<at::Tensor> params = {net.w1, net.b1, net.w2, net.b2, net.head};
+    double shard_squares = 0;
+    for (const at::Tensor& g : reducer.gradient_shards()) shard_squares += g.pow(2).sum().item<double>();
+    at::Tensor squares = at::full({1}, shard_squares, at::kDouble);
+    backend.allreduce(squares, ReduceOp::Sum)->wait();
+    double whole_squares = 0;
+    for (const at::Tensor& g : replicated[rank]) whole_squares += g.pow(2).sum().item<double>();
+    EXPECT_NEAR(squares.item<double>(), whole_squares, 1e-6 * whole_squares);  // float32 sums
+    std::vector<at::Tensor> positions;
+    for (const auto& piece : reducer.shard_pieces()) {
+      const std::int64_t n = piece.tensor.numel();
+      covered[rank].emplace_back(piece.parameter, piece.offset, n);
+      EXPECT_TRUE(at::allclose(piece.tensor.grad(), replicated[rank][piece.parameter].reshape({-1}).narrow(0, piece.offset, n)));
+      // Each owner writes its elements' positions; everything else on this rank becomes -1.
+      positions.push_back(at::arange(piece.offset, piece.offset + n, at::kFloat));
+    }
+    {
+      at::NoGradGuard no_grad;
+      for (const at::Tensor& p : params) p.fill_(-1);
+      for (std::size_t k = 0; k < positions.size(); ++k) reducer.shard_pieces()[k].tensor.copy_(positions[k]);
+    }
+    reducer.gather_parameters();
+    const std::vector<at::Tensor> whole = reducer.gather_shards(positions);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const at::Tensor expected = at::arange(params[i].numel(), at::kFloat).view(params[i].sizes());
+      EXPECT_TRUE(at::equal(params[i], expected)) << "parameter " << i << " on rank " << rank;
+      EXPECT_TRUE(at::equal(whole[i], expected)) << "gathered tensor " << i << " on rank " << rank;
+    }
+  });
+  const std::vector<std::int64_t> sizes = {30, 5, 15, 3, 3};
+  std::vector<std::int64_t> seen(sizes.size(), 0);
+  for (const auto& pieces : covered) {
+    for (const auto& [parameter, offset, n] : pieces) seen[parameter] += n;
+  }
+  EXPECT_EQ(seen, sizes);
+}
+
+TEST(Reducer, ZeroShardsOneBucketOverTheRanks) { expect_zero_shards(25.0); }
+TEST(Reducer, ZeroShardsEveryBucketOverTheRanks) { expect_zero_shards(1e-6); }
 
 TEST(Reducer, TimeoutNamesStepBucketAndBackend) {
   std::string message;
