@@ -42,11 +42,12 @@ describe() {
 }
 
 # FROM TO [SETTINGS...]: saved by FROM (ranks x batch per rank), resumed on TO, both with the settings (--set
-# values such as ddp.zero=1: a case is one more line).
+# values such as ddp.zero=1, the sharded optimizer state: a case is one more line).
 cases=(
   "2x24 3x16"
   "3x16 1x48"
   "1x48 2x24"
+  "2x24 3x16 ddp.zero=1"
 )
 for i in "${!cases[@]}"; do
   read -r from to settings <<< "${cases[$i]}"

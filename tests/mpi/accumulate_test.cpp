@@ -62,6 +62,11 @@ TEST(AccumulateBatches, GatheredBatchesSplitIntoMicroBatchesEqualOneBatch) {
   EXPECT_LT(three_batches_against_one({"train.optimizer=sgd", "train.lr=0.05", "ddp.accumulate_steps=2"}), 5e-6);
 }
 
+// ddp.zero = 1: the gradients of the step's batches add up before the last one's reduce-scatter.
+TEST(AccumulateBatches, ThreeBatchesEqualOneBatchWithShardedOptimizerState) {
+  EXPECT_LT(three_batches_against_one({"train.optimizer=adam", "ddp.zero=1"}), 1e-6);
+}
+
 // 129 samples at np 2: the epoch's second step is a batch of 32 and one of a single sample, so rank 0 has nothing in
 // the step's last batch and sends what its first batch added up.
 TEST(AccumulateBatches, ARankWithoutSamplesInTheLastBatchSendsItsEarlierBatches) {
