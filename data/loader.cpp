@@ -52,7 +52,8 @@ Batch assemble_batch(Source& source, const StepSamples& step, std::int64_t epoch
     inputs = inputs.pin_memory();
     targets = targets.pin_memory();
   }
-  return {inputs, targets, step.global_batch, step.cursor_after, epoch, indices};
+  return {inputs, targets, step.global_batch, step.cursor_after, epoch, indices, step.step_global, step.step_local,
+          step.ends_step};
 }
 
 Loader::Loader(std::shared_ptr<Source> source, Sampler sampler, Normalization norm, int prefetch, bool pin_memory)

@@ -33,6 +33,9 @@ struct Batch {
   std::int64_t cursor_after;
   std::int64_t epoch;
   std::vector<std::int64_t> indices;  // the source's sample index of each row, for errors that name a sample
+  std::int64_t step_global = 0;       // the optimizer step's samples across ranks (see StepSamples)
+  std::int64_t step_local = 0;        // this rank's samples over the optimizer step's batches
+  bool ends_step = true;              // the last batch of its optimizer step
 };
 
 // Reads the samples of one step (in any order) and returns them normalised, in the order given; in page-locked

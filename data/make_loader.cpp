@@ -47,7 +47,8 @@ std::unique_ptr<Loader> make_loader(const Config& config, std::shared_ptr<Source
   const auto seed = static_cast<std::uint64_t>(config.get_int("run.seed"));
   const bool shuffle = shard.training && config.get_bool("data.shuffle");
   const LastBatch last = shard.training ? parse_last_batch(config.get_string("data.last_batch")) : LastBatch::Uneven;
-  Sampler sampler(source->size(), shard.batch_per_rank, shard.rank, shard.world_size, seed, shuffle, last);
+  Sampler sampler(source->size(), shard.batch_per_rank, shard.rank, shard.world_size, seed, shuffle, last,
+                  shard.batches_per_step);
   return std::make_unique<Loader>(std::move(source), std::move(sampler), norm,
                                   static_cast<int>(config.get_int("data.prefetch")), shard.pin_memory);
 }

@@ -34,6 +34,7 @@ struct LoaderShard {
   int world_size = 1;
   bool training = true;
   bool pin_memory = false;  // batches in page-locked memory, for a copy to a CUDA device
+  std::int64_t batches_per_step = 1;  // loader batches of one optimizer step (see Sampler)
 };
 
 std::unique_ptr<Loader> make_loader(const Config& config, std::shared_ptr<Source> source, const LoaderShard& shard);

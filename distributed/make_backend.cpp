@@ -23,7 +23,8 @@ std::vector<ConfigKey> config_keys() {
       number("ddp.bucket_cap_mb", 25.0, 1e-6, 1e6, "gradient bucket size in MiB (one all-reduce per bucket)"),
       number("ddp.first_bucket_mb", 1.0, 1e-6, 1e6, "size of the first bucket, small so communication starts early"),
       integer("ddp.accumulate_steps", 1, 1, 1e6,
-              "split each rank's train.batch_size samples into this many micro-batches; one all-reduce per step"),
+              "split each loader batch (train.batch_size samples per rank) into this many micro-batches to save "
+              "memory; one all-reduce per step (train.accumulate_batches gathers several batches instead)"),
       flag("ddp.find_unused_parameters", false,
            "parameters without a gradient in a step count as zeros (off: such a step is an error naming them)"),
       integer("ddp.broadcast_buffers_every", 1, 0, 9.2e18,

@@ -49,7 +49,8 @@ struct BackwardPass {
   std::int64_t step = 0;    // the optimizer step, named in errors
   double weight = 1.0;      // this rank's share of the step's global batch (local samples / global samples)
   bool communicate = true;  // false: a gradient-accumulation micro-step; gradients only add up locally
-  bool has_samples = true;  // false: this rank has no samples and runs no backward; it contributes zeros
+  bool has_samples = true;  // false: this rank runs no backward in this pass; it contributes zeros, or what
+                            // earlier accumulation passes of the step added up
 };
 
 class Reducer {

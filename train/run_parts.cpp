@@ -47,7 +47,9 @@ RunParts::RunParts(const Config& config, const distributed::Backends& backends, 
     if (gradients.rank() == 0) dataset_digest = data::dataset_digest(split.files);
   }
   train_loader = data::make_loader(
-      config, train_data, data::LoaderShard{options.batch_size, gradients.rank(), gradients.world_size(), true, pin});
+      config, train_data,
+      data::LoaderShard{options.batch_size, gradients.rank(), gradients.world_size(), true, pin,
+                        options.accumulate_batches});
   std::shared_ptr<data::Source> test_data = parts.test_data ? parts.test_data : data::open_split(config, "test").source;
   if (test_data) {
     test_loader = data::make_loader(config, test_data,
@@ -69,20 +71,26 @@ NamedTensorRefs named_state(const torch::nn::Module& module) {
 
 NamedTensorRefs RunParts::named_state() const { return train::named_state(*module); }
 
-std::int64_t RunParts::total_steps() const {
-  const std::int64_t all = train_loader->sampler().steps_per_epoch() * options.epochs;
-  return options.max_steps > 0 ? std::min(all, options.max_steps) : all;
+std::int64_t RunParts::steps_left(const TrainState& state) const {
+  const auto& sampler = train_loader->sampler();
+  const std::int64_t in_epoch = state.epoch < options.epochs ? sampler.steps_from(state.cursor) : 0;
+  const std::int64_t epochs_after = std::max<std::int64_t>(0, options.epochs - state.epoch - 1);
+  const std::int64_t left = in_epoch + epochs_after * sampler.steps_per_epoch();
+  return options.max_steps > 0 ? std::min(left, std::max<std::int64_t>(0, options.max_steps - state.step)) : left;
 }
+
+std::int64_t RunParts::total_steps(const TrainState& state) const { return state.step + steps_left(state); }
 
 SchedulePosition RunParts::schedule_position(const TrainState& state) const {
   const auto& sampler = train_loader->sampler();
+  const auto per_epoch = static_cast<double>(sampler.num_samples());
   SchedulePosition at;
-  at.samples_per_epoch = static_cast<double>(sampler.num_samples());
-  at.samples = state.samples_seen(sampler.num_samples());
-  at.total_samples = options.max_steps > 0
-                         ? static_cast<double>(options.max_steps) * static_cast<double>(sampler.global_batch_size())
-                         : at.samples_per_epoch * static_cast<double>(options.epochs);
-  at.total_samples = std::min(at.total_samples, at.samples_per_epoch * static_cast<double>(options.epochs));
+  at.samples_per_epoch = per_epoch;
+  at.samples = static_cast<double>(state.position(sampler.num_samples()));
+  // Where the last step will end, from here at this world size and step size: after a resume that changed the
+  // global batch, train.max_steps' remaining steps cover other samples, and the schedule's end moves with them.
+  at.total_samples = static_cast<double>(state.epoch) * per_epoch +
+                     static_cast<double>(sampler.position_after(state.cursor, steps_left(state)));
   return at;
 }
 

@@ -57,8 +57,10 @@ struct RunParts {
 
   // Parameters, then buffers, by name: what a checkpoint holds of the model and what rank 0 broadcasts at start.
   NamedTensorRefs named_state() const;
-  // Steps a full run takes at this world size (train.epochs, capped by train.max_steps).
-  std::int64_t total_steps() const;
+  // Optimizer steps from `state` to the end of training at this world size (train.epochs, train.max_steps).
+  std::int64_t steps_left(const TrainState& state) const;
+  // The step count training ends at: the steps taken before `state` (at any world size) and those left.
+  std::int64_t total_steps(const TrainState& state) const;
   // Where the learning-rate schedule stands at `state` (samples, not steps: see LrSchedule).
   SchedulePosition schedule_position(const TrainState& state) const;
 };

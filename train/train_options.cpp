@@ -17,7 +17,11 @@ std::vector<ConfigKey> config_keys() {
       text("model.name", "fashion_cnn", "registered model name (see `dptrain models`)"),
       integer("train.epochs", 3, 1, 1e9, "passes over the training split"),
       integer("train.max_steps", 0, 0, 9.2e18, "stop after this many optimizer steps (0: no limit)"),
-      integer("train.batch_size", 64, 1, 1e9, "samples per rank per step (global batch = ranks x this)"),
+      integer("train.batch_size", 64, 1, 1e9, "samples per rank per loader batch (global batch = ranks x this x "
+              "train.accumulate_batches)"),
+      integer("train.accumulate_batches", 1, 1, 1e6, "gather this many loader batches into one optimizer step "
+              "(gradients add up locally, one all-reduce at the last): the same step as one batch this many times "
+              "as large; ddp.accumulate_steps instead splits each batch to save memory"),
       text("train.optimizer", "adam", "optimizer", optimizers().names()),
       flag("train.fused_optimizer", true, "adam/adamw/sgd: update each parameter in one pass (same state and "
            "results to float32 rounding as LibTorch's op-by-op step, which false selects)"),
@@ -68,6 +72,7 @@ TrainOptions TrainOptions::from_config(const Config& config) {
   o.loss_scale_growth_interval = config.get_int("train.loss_scale_growth_interval");
   o.eval_every_epoch = config.get_bool("train.eval_every_epoch");
   o.accumulate_steps = config.get_int("ddp.accumulate_steps");
+  o.accumulate_batches = config.get_int("train.accumulate_batches");
   o.broadcast_buffers_every = config.get_int("ddp.broadcast_buffers_every");
   o.log_every = config.get_int("tracking.log_every");
   o.checkpoints = config.get_bool("checkpoint.enabled");

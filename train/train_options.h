@@ -38,7 +38,8 @@ struct TrainOptions {
   double loss_scale = 65536.0;               // train.loss_scale: fp16's initial dynamic loss scale
   std::int64_t loss_scale_growth_interval = 2000;  // train.loss_scale_growth_interval
   bool eval_every_epoch = true;
-  std::int64_t accumulate_steps = 1;         // ddp.accumulate_steps
+  std::int64_t accumulate_steps = 1;         // ddp.accumulate_steps: micro-batches of one loader batch
+  std::int64_t accumulate_batches = 1;       // train.accumulate_batches: loader batches of one optimizer step
   std::int64_t broadcast_buffers_every = 1;  // ddp.broadcast_buffers_every (0: never)
   std::int64_t log_every = 50;               // tracking.log_every
   bool checkpoints = true;                   // checkpoint.enabled

@@ -3,25 +3,24 @@
 
 #include <cmath>
 #include <map>
+#include <mutex>
+#include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "checkpoint/checkpointer.h"
 #include "core/check.h"
+#include "core/splitmix64.h"
 
 namespace dpt::train {
 
 checkpoint::CheckpointContents snapshot(const TrainState& state, const NamedTensorRefs& model,
-                                        checkpoint::NamedTensors optimizer_state, const at::Tensor& rng_states,
-                                        nlohmann::json run, bool copy) {
+                                        checkpoint::NamedTensors optimizer_state, nlohmann::json run, bool copy) {
   checkpoint::CheckpointContents contents;
   checkpoint::NamedTensors model_tensors;
   for (const auto& [name, tensor] : model) model_tensors.emplace_back(name, checkpoint::host_tensor(tensor, copy));
   contents.tensors["model"] = std::move(model_tensors);
-  for (std::int64_t r = 0; r < rng_states.size(0); ++r) {
-    contents.tensors["rng"].emplace_back("rank" + std::to_string(r), rng_states[r].clone());
-  }
   contents.tensors["optimizer"] = std::move(optimizer_state);
   nlohmann::json metrics = nlohmann::json::object();
   if (std::isfinite(state.last_loss)) metrics["train/loss"] = state.last_loss;
@@ -56,19 +55,11 @@ void load_model_tensors(const checkpoint::NamedTensors& tensors, const NamedTens
 }
 
 TrainState restore(const checkpoint::CheckpointContents& contents, const NamedTensorRefs& model,
-                   const OptimizerStateLoader& load_optimizer, int rank, const std::string& ref,
-                   const std::string& model_name) {
-  DPT_CHECK(contents.tensors.count("model") && contents.tensors.count("optimizer") && contents.tensors.count("rng"),
-            "checkpoint ", ref, " lacks model, optimizer or rng tensors: it was not written by dptrain's trainer; ",
-            "resume from another version");
+                   const OptimizerStateLoader& load_optimizer, const std::string& ref, const std::string& model_name) {
+  DPT_CHECK(contents.tensors.count("model") && contents.tensors.count("optimizer"), "checkpoint ", ref,
+            " lacks model or optimizer tensors: it was not written by dptrain's trainer; resume from another version");
   load_model_tensors(contents.tensors.at("model"), model, ref, model_name);
   load_optimizer(contents.tensors.at("optimizer"));
-  // The same world size gets each rank its own generator back (bit-identical continuation); another one takes
-  // rank 0's for the ranks that did not exist.
-  const auto& rng = contents.tensors.at("rng");
-  const std::size_t mine = static_cast<std::size_t>(rank) < rng.size() ? static_cast<std::size_t>(rank) : 0;
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(rng.at(mine).second);
   TrainState state;
   state.step = contents.state.at("step").get<std::int64_t>();
   state.epoch = contents.state.at("epoch").get<std::int64_t>();
@@ -80,6 +71,23 @@ TrainState restore(const checkpoint::CheckpointContents& contents, const NamedTe
     state.loss_scale.good_steps = contents.state.at("loss_scale").at("good_steps").get<std::int64_t>();
   }
   return state;
+}
+
+std::uint64_t step_seed(std::uint64_t seed, int rank, std::int64_t position) {
+  // Each input goes through the mixer in turn, so neighbouring ranks or positions give unrelated seeds.
+  std::uint64_t h = SplitMix64{seed}.next();
+  h = SplitMix64{h ^ static_cast<std::uint64_t>(rank)}.next();
+  return SplitMix64{h ^ static_cast<std::uint64_t>(position)}.next();
+}
+
+void seed_step_generators(std::uint64_t seed, int rank, std::int64_t position, const at::Device& device) {
+  const std::uint64_t value = step_seed(seed, rank, position);
+  std::vector<at::Generator> generators = {at::detail::getDefaultCPUGenerator()};
+  if (device.is_cuda()) generators.push_back(at::globalContext().defaultGenerator(device));
+  for (auto& generator : generators) {
+    const std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_current_seed(value);
+  }
 }
 
 }  // namespace dpt::train

@@ -1,9 +1,9 @@
-// Trainer: one training step = Loader.next -> forward (autocast at bf16/fp16) -> loss -> backward (the Reducer's
-// all-reduce, with ddp.zero = 1 reduce-scatter, overlaps it) -> one pass for the gradient norm and non-finite values
-// -> the step vote -> clip and unscale -> optimizer step (or a skipped one; ddp.zero = 1: this rank's shard, then
-// the parameters all-gathered) -> lr schedule -> metrics -> periodic checkpoint. Every rank runs
-// the same steps in the same order; what ranks must agree on (run id, stop flag, non-finite values, metrics, RNG
-// states) goes through the control backend.
+// Trainer: one training step = generators seeded from the position -> lr schedule -> for each of the step's loader
+// batches: forward (autocast at bf16/fp16) -> loss -> backward (the last one's all-reduce, with ddp.zero = 1
+// reduce-scatter, overlaps it) -> one pass for the gradient norm and non-finite values -> the step vote -> clip and
+// unscale -> optimizer step (or a skipped one; ddp.zero = 1: this rank's shard, then the parameters all-gathered) ->
+// metrics -> periodic checkpoint. Every rank runs the same steps in the same order; what ranks must agree on (run
+// id, stop flag, non-finite values, metrics) goes through the control backend.
 #include "train/trainer.h"
 
 #include <chrono>
@@ -11,8 +11,9 @@
 #include <cstring>
 #include <iostream>
 #include <limits>
+#include <optional>
+#include <string>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "checkpoint/checkpointer.h"
@@ -62,6 +63,34 @@ std::string rank_list(const std::vector<int>& ranks) {
   return out;
 }
 
+// How many samples make an optimizer step: ranks x train.batch_size x train.accumulate_batches.
+struct StepShape {
+  std::int64_t world = 0;
+  std::int64_t batch = 0;    // per rank and loader batch; 0: not recorded
+  std::int64_t batches = 1;  // loader batches per step
+
+  std::int64_t global() const { return world * batch * batches; }
+
+  // "2 ranks x 24 (global batch 48)", "1 rank x 16 x 3 batches (global batch 48)".
+  std::string describe() const {
+    std::string out = std::to_string(world) + (world == 1 ? " rank" : " ranks");
+    if (batch == 0) return out;
+    out += " x " + std::to_string(batch);
+    if (batches > 1) out += " x " + std::to_string(batches) + " batches";
+    return out + " (global batch " + std::to_string(global()) + ")";
+  }
+
+  // From a checkpoint manifest's state: its world size and the batch keys of its resolved config.
+  static StepShape saved_in(const nlohmann::json& manifest_state) {
+    StepShape shape;
+    shape.world = manifest_state.value("world_size", std::int64_t{0});
+    const nlohmann::json config = manifest_state.value("config", nlohmann::json::object());
+    shape.batch = config.value("train.batch_size", std::int64_t{0});
+    shape.batches = config.value("train.accumulate_batches", std::int64_t{1});
+    return shape;
+  }
+};
+
 std::shared_ptr<distributed::Backend> not_owned(distributed::Backend& backend) {
   return std::shared_ptr<distributed::Backend>(std::shared_ptr<distributed::Backend>(), &backend);
 }
@@ -96,49 +125,80 @@ struct Trainer::Impl {
     return checked_targets(batch, loader, run->loss, output, begin, size, run->device);
   }
 
-  // One optimizer step on this rank's share of the global batch, run as ddp.accumulate_steps micro-batches
-  // (gradients add up locally; only the last backward communicates). Returns the local mean loss.
-  double train_step(const data::Batch& batch, StepTimes& times) {
+  // What one optimizer step consumed, for the loop's position and the step's metrics.
+  struct StepOutcome {
+    double local_loss = 0.0;          // this rank's mean loss over its samples of the step
+    std::int64_t local_samples = 0;   // this rank's samples over the step's batches
+    std::int64_t global_samples = 0;  // the step's samples across ranks
+    std::int64_t cursor_after = 0;    // the epoch's global cursor after the step
+  };
+
+  // One optimizer step on this rank's share of the step's samples: its train.accumulate_batches loader batches
+  // (`batch` is the first; the loader gives the rest), each run as ddp.accumulate_steps micro-batches. Gradients add
+  // up locally and only the last backward of the step communicates (the no_sync pattern), so the step equals one
+  // batch that many times as large.
+  StepOutcome train_step(data::Batch batch, data::Loader& loader, StepTimes& times) {
     const Precision precision = options().precision;
     // fp16: gradients of the loss times the scale, unscaled in the clipping pass (bf16 and fp32 need none).
     const double loss_scale = precision == Precision::Float16 ? state.loss_scale.value : 1.0;
     bool loss_finite = true;
+    std::optional<data::Batch> nonfinite_batch;  // this rank's first batch whose loss was not finite, for errors
+    seed_step_generators(options().seed, control.rank(), state.position(loader.sampler().num_samples()),
+                         run->device);
     const double lr = run->schedule.lr(run->schedule_position(state));
     for (auto& group : run->optimizer->param_groups()) group.options().set_lr(lr);
     const auto sync_start = Clock::now();
     const std::int64_t buffers_every = options().broadcast_buffers_every;
     if (buffers_every > 0 && state.step % buffers_every == 0) distributed::broadcast_from_root(run->buffers, gradients);
     run->reducer->zero_grad();
-    const std::int64_t n = batch.targets.size(0);
-    distributed::BackwardPass pass{state.step, static_cast<double>(n) / static_cast<double>(batch.global_batch)};
-    double loss_value = 0.0;
+    StepOutcome outcome{0.0, batch.step_local, batch.step_global, 0};
+    const double share_of_step =
+        static_cast<double>(outcome.local_samples) / static_cast<double>(outcome.global_samples);
+    distributed::BackwardPass pass{state.step, share_of_step};
+    double waited = 0.0;  // for the step's later batches, inside the compute interval
     const auto compute_start = Clock::now();
-    if (n > 0) {
-      const at::Tensor inputs = batch.inputs.to(run->device);
-      const std::int64_t micro_steps = std::min(options().accumulate_steps, n);
-      for (std::int64_t i = 0; i < micro_steps; ++i) {
-        const std::int64_t begin = n * i / micro_steps;
-        const std::int64_t size = n * (i + 1) / micro_steps - begin;
-        pass.communicate = i == micro_steps - 1;
-        run->reducer->prepare_for_backward(pass);
-        at::Tensor loss;
-        {
-          const AutocastGuard autocast(precision, run->device);
-          const at::Tensor output = run->model.forward(inputs.narrow(0, begin, size));
-          loss = run->loss.mean(output, targets_of(batch, *run->train_loader, output, begin, size));
+    while (true) {
+      const std::int64_t n = batch.targets.size(0);
+      if (n > 0) {
+        const at::Tensor inputs = batch.inputs.to(run->device);
+        const std::int64_t micro_steps = std::min(options().accumulate_steps, n);
+        bool batch_finite = true;
+        for (std::int64_t i = 0; i < micro_steps; ++i) {
+          const std::int64_t begin = n * i / micro_steps;
+          const std::int64_t size = n * (i + 1) / micro_steps - begin;
+          pass.communicate = batch.ends_step && i == micro_steps - 1;
+          run->reducer->prepare_for_backward(pass);
+          at::Tensor loss;
+          {
+            const AutocastGuard autocast(precision, run->device);
+            const at::Tensor output = run->model.forward(inputs.narrow(0, begin, size));
+            loss = run->loss.mean(output, targets_of(batch, *run->train_loader, output, begin, size));
+          }
+          // Each micro-batch's mean loss weighted by its share of this rank's samples of the step: the sum is the
+          // mean loss over them (the Reducer's weight then makes it the global mean).
+          const double share = static_cast<double>(size) / static_cast<double>(outcome.local_samples);
+          const double weight = share * loss_scale;
+          (weight == 1.0 ? loss : loss * weight).backward();
+          const double value = loss.item<double>();
+          batch_finite = batch_finite && std::isfinite(value);
+          outcome.local_loss += value * share;
         }
-        // Each micro-batch's mean loss weighted by its share: the sum is the mean loss over this rank's batch.
-        const double share = static_cast<double>(size) / static_cast<double>(n);
-        const double weight = share * loss_scale;
-        (weight == 1.0 ? loss : loss * weight).backward();
-        const double value = loss.item<double>();
-        loss_finite = loss_finite && std::isfinite(value);
-        loss_value += value * share;
+        if (!batch_finite && !nonfinite_batch) nonfinite_batch = batch;
+        loss_finite = loss_finite && batch_finite;
+      } else if (batch.ends_step) {
+        // No samples of the step's last batch here: what earlier batches added up (or zeros) is this rank's part.
+        pass.has_samples = false;
+        pass.communicate = true;
+        run->reducer->prepare_for_backward(pass);
       }
-    } else {
-      pass.has_samples = false;
-      run->reducer->prepare_for_backward(pass);
+      if (batch.ends_step) break;
+      std::optional<data::Batch> next = loader.next();
+      DPT_CHECK(next, "the training data ended inside optimizer step ", state.step + 1, " (epoch ", state.epoch + 1,
+                "): the sampler promised more batches");
+      waited += loader.last_wait_seconds();
+      batch = std::move(*next);
     }
+    outcome.cursor_after = batch.cursor_after;
     const auto comm_start = Clock::now();
     run->reducer->finish();
     const auto comm_end = Clock::now();
@@ -158,15 +218,16 @@ struct Trainer::Impl {
       if (run->reducer->zero()) run->reducer->gather_parameters();
       if (precision == Precision::Float16) state.loss_scale.update(true, options().loss_scale_growth_interval);
     } else {
-      skip_step(vote, loss_finite, batch, stats);
+      skip_step(vote, loss_finite, nonfinite_batch ? *nonfinite_batch : batch, stats);
     }
     // The vote waits for the slowest rank, as the all-reduce does: it counts as communication, not busy time.
-    times.compute = seconds_between(compute_start, comm_start) + seconds_between(comm_end, vote_start) +
+    times.data_wait += waited;
+    times.compute = seconds_between(compute_start, comm_start) - waited + seconds_between(comm_end, vote_start) +
                     seconds_between(vote_end, update_start);
     times.optimizer = seconds_between(update_start, Clock::now());
     times.comm = seconds_between(comm_start, comm_end) + seconds_between(sync_start, compute_start) +
                  seconds_between(vote_start, vote_end);
-    return loss_value;
+    return outcome;
   }
 
   // The gradients the update reads: every parameter's, or with ddp.zero = 1 this rank's shard of every bucket (the
@@ -273,6 +334,7 @@ struct Trainer::Impl {
     auto values = stats.collect(control, local_loss, local_samples, run->device.is_cuda() ? run->device.index() : -1);
     state.last_loss = values.at("train/loss");
     values["train/lr"] = run->schedule.lr(run->schedule_position(state));
+    values["train/samples"] = static_cast<double>(state.position(run->train_loader->sampler().num_samples()));
     values["train/grad_norm"] = grad_norm;
     values["train/skipped_steps"] = static_cast<double>(state.skipped_steps);
     if (options().precision == Precision::Float16) values["train/loss_scale"] = state.loss_scale.value;
@@ -298,7 +360,7 @@ struct Trainer::Impl {
   // What a checkpoint records besides the loop's position: lineage, the run, the build.
   nlohmann::json run_record() const {
     return {{"world_size", control.world_size()},
-            {"samples", state.samples_seen(run->train_loader->sampler().num_samples())},
+            {"samples", state.position(run->train_loader->sampler().num_samples())},
             {"dataset_digest", run->dataset_digest},
             {"run_name", config.get_string("run.name")},
             {"tags", config.get_strings("tracking.tags")},
@@ -310,21 +372,18 @@ struct Trainer::Impl {
             {"tracking_runs", hub ? hub->backend_run_ids() : std::map<std::string, std::string>()}};
   }
 
-  // Every rank calls this at the same step (the RNG states are gathered); rank 0 hands a snapshot to the
-  // Checkpointer. The time training stands still for it is recorded as checkpoint/stall_s.
+  // Every rank calls this at the same step (with ddp.zero = 1 the optimizer state's shards are gathered); rank 0
+  // hands a snapshot to the Checkpointer. The time training stands still for it is recorded as checkpoint/stall_s.
   void save() {
     if (!run->store) return;
     const auto stall_start = Clock::now();
-    const at::Tensor mine = at::detail::getDefaultCPUGenerator().get_state();
-    at::Tensor rng_states = at::empty({control.world_size(), mine.numel()}, mine.options());
-    control.allgather(mine, rng_states)->wait();
     // ddp.zero = 1: every rank takes part in gathering the optimizer state's shards; checkpoints hold it whole.
     checkpoint::NamedTensors optimizer_state;
     if (run->reducer->zero()) optimizer_state = gather_optimizer_state(*run->optimizer, *run->reducer, control);
     if (!checkpointer) return;
     if (!run->reducer->zero()) optimizer_state = optimizer_state_tensors(*run->optimizer, checkpointer->async());
-    checkpointer->save(snapshot(state, run->named_state(), std::move(optimizer_state), rng_states, run_record(),
-                                checkpointer->async()));
+    checkpointer->save(
+        snapshot(state, run->named_state(), std::move(optimizer_state), run_record(), checkpointer->async()));
     record({{"checkpoint/stall_s", seconds_between(stall_start, Clock::now())}});
   }
 
@@ -345,14 +404,30 @@ struct Trainer::Impl {
     const checkpoint::CheckpointContents contents = load_version(*run->store, ref, runtime.out());
     const std::string run_id = state.run_id;
     const LossScale configured = state.loss_scale;
-    state = restore(contents, run->named_state(), optimizer_loader(ref), control.rank(), ref, options().model);
+    state = restore(contents, run->named_state(), optimizer_loader(ref), ref, options().model);
     parent = checkpoint::parent_record(contents, "resume");
     if (state.run_id.empty()) state.run_id = run_id;
     if (!contents.state.contains("loss_scale")) state.loss_scale = configured;
-    const std::int64_t per_epoch = run->train_loader->sampler().num_samples();
+    const auto& sampler = run->train_loader->sampler();
+    const StepShape saved = StepShape::saved_in(contents.state);
+    const StepShape now{control.world_size(), sampler.batch_per_rank(), sampler.batches_per_step()};
     runtime.out() << "dptrain: resuming from " << contents.version << " in " << run->store->root() << ": step "
                   << state.step << ", epoch " << state.epoch + 1 << " at sample " << state.cursor << " of "
-                  << per_epoch << " (saved by " << contents.state.value("world_size", 0) << " rank(s))" << std::endl;
+                  << sampler.num_samples() << " (saved by " << saved.describe() << ", now " << now.describe() << ")"
+                  << std::endl;
+    if (saved.batch > 0 && saved.global() != now.global()) {
+      const std::int64_t at = state.position(sampler.num_samples());
+      runtime.out() << "dptrain: the global batch changes from " << saved.global() << " to " << now.global()
+                    << " samples per step: the learning-rate schedule counts samples, so it goes on from sample " << at
+                    << " unchanged (train.lr is not rescaled for the new batch)";
+      if (options().max_steps > 0) {
+        const std::int64_t left = run->steps_left(state);
+        runtime.out() << "; train.max_steps counts steps, so its " << left << " remaining steps end at sample "
+                      << state.epoch * sampler.num_samples() + sampler.position_after(state.cursor, left)
+                      << ", where the schedule now ends";
+      }
+      runtime.out() << std::endl;
+    }
   }
 
   void record(std::map<std::string, double> values) {
@@ -367,9 +442,13 @@ struct Trainer::Impl {
                   << runtime.launcher() << ", backend " << gradients.describe() << ", " << runtime.threads()
                   << " thread(s)/rank" << (runtime.pinned_cpus().empty() ? "" : " on its own CPUs") << " | model "
                   << options().model << " (" << numel << " parameters) on " << run->device.str() << " | "
-                  << sampler.num_samples() << " samples, global batch " << sampler.global_batch_size() << ", "
-                  << run->total_steps() << " steps | rank " << control.rank() << " on " << runtime.host() << " ("
-                  << runtime.local_size() << " rank(s) on this host)" << std::endl;
+                  << sampler.num_samples() << " samples, global batch " << sampler.samples_per_step()
+                  << (sampler.batches_per_step() > 1
+                          ? " (" + std::to_string(sampler.batches_per_step()) + " batches of " +
+                                std::to_string(sampler.global_batch_size()) + ")"
+                          : std::string())
+                  << ", " << run->total_steps(state) << " steps | rank " << control.rank() << " on "
+                  << runtime.host() << " (" << runtime.local_size() << " rank(s) on this host)" << std::endl;
   }
 
   // Run id, resume, the Checkpointer, rank 0's model state on every rank, the sinks.
@@ -407,8 +486,8 @@ struct Trainer::Impl {
       tracking::RunInfo info{state.run_id, config.get_string("run.name"),
                              config.get_string("run.output_dir") + "/" + state.run_id, config.to_json(),
                              tracking::parse_tags(config.get_strings("tracking.tags")), control.rank()};
-      auto sinks = tracking::make_sinks(config.get_strings("tracking.sinks"), info, runtime.out(), run->total_steps(),
-                                        &config);
+      auto sinks = tracking::make_sinks(config.get_strings("tracking.sinks"), info, runtime.out(),
+                                        run->total_steps(state), &config);
       if (!sinks.empty()) hub = std::make_unique<tracking::MetricHub>(info, std::move(sinks));
     });
     announce();
@@ -424,7 +503,7 @@ struct Trainer::Impl {
     // Only train.max_steps limits the step count: steps are counted at the world size of their time, so after a
     // resume at another world size the epochs and the global cursor alone say where training ends.
     const std::int64_t max_steps =
-        options().max_steps > 0 ? run->total_steps() : std::numeric_limits<std::int64_t>::max();
+        options().max_steps > 0 ? options().max_steps : std::numeric_limits<std::int64_t>::max();
     const std::int64_t save_every = options().save_every;
     data::Loader& loader = *run->train_loader;
     StepStats stats;
@@ -434,13 +513,13 @@ struct Trainer::Impl {
       while (auto batch = loader.next()) {
         StepTimes times;
         times.data_wait = loader.last_wait_seconds();
-        const double local_loss = train_step(*batch, times);
+        const StepOutcome done = train_step(std::move(*batch), loader, times);
         ++state.step;
-        state.cursor = batch->cursor_after;
-        stats.add(times, batch->global_batch);
+        state.cursor = done.cursor_after;
+        stats.add(times, done.global_samples);
         const bool last_step = state.step == max_steps || (state.epoch + 1 == epochs && !loader.sampler().has_next());
         if (state.step % options().log_every == 0 || last_step) {
-          record(log_metrics(stats, local_loss, batch->targets.size(0)));
+          record(log_metrics(stats, done.local_loss, done.local_samples));
         }
         if (!loader.sampler().has_next()) evaluate_epoch();
         if (save_every > 0 && state.step % save_every == 0) save();

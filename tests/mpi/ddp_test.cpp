@@ -9,8 +9,9 @@
 #include "core/config.h"
 #include "distributed/local_backend.h"
 #include "distributed/mpi_backend.h"
-#include "mpi_test_env.h"
 #include "data/tensor_source.h"
+#include "mpi_test_env.h"
+#include "trainer_config.h"
 #include "train/losses.h"
 #include "train/model_registry.h"
 #include "train/train_options.h"
@@ -19,36 +20,10 @@
 namespace dpt {
 namespace {
 
+using testing::flatten;
 using testing::runtime;
 using testing::scratch_dir;
-
-// 200 samples: with 2 or 3 ranks x batch 32 the last global batch of each epoch is short and uneven.
-// Adam magnifies rounding differences where a gradient's second moment is near zero, so how close N ranks come to
-// one rank depends on the seed: over seeds 8-12 the largest relative difference was 6e-7 to 3.3e-6, seed 7 gave
-// 6.5e-6 with LibTorch's Adam step and 2.9e-5 with the fused one; seed 8 gives at most 9e-7 with either.
-Config test_config(const std::string& dataset, std::int64_t batch, std::int64_t max_steps,
-                   std::vector<std::string> extra = {}) {
-  std::vector<std::string> overrides = {
-      "data.train=" + dataset,
-      "data.mean=0.3",
-      "data.std=0.3",
-      "train.batch_size=" + std::to_string(batch),
-      "train.max_steps=" + std::to_string(max_steps),
-      "train.epochs=5",
-      "run.seed=8",
-      "run.output_dir=" + scratch_dir() + "/runs-" + std::to_string(runtime().rank()),
-      "tracking.sinks=[]",
-      "checkpoint.enabled=false",
-  };
-  overrides.insert(overrides.end(), extra.begin(), extra.end());
-  return Config::parse(train::config_schema(), "", overrides, "test");
-}
-
-at::Tensor flatten(const std::vector<at::Tensor>& tensors) {
-  std::vector<at::Tensor> flat;
-  for (const auto& t : tensors) flat.push_back(t.detach().reshape({-1}));
-  return at::cat(flat);
-}
+using testing::trainer_config;
 
 void expect_identical_on_every_rank(const std::vector<at::Tensor>& parameters, distributed::Backend& backend) {
   at::Tensor mine = flatten(parameters);
@@ -69,29 +44,30 @@ void expect_close_and_trained(const std::vector<at::Tensor>& a, const std::vecto
         << "parameter " << i << " of shape " << a[i].sizes();
   }
   distributed::LocalBackend untouched_backend;
-  train::Trainer untouched(test_config(dataset, 32, 12), runtime(), untouched_backend);
+  train::Trainer untouched(trainer_config(dataset, 32, 12), runtime(), untouched_backend);
   EXPECT_GT((flatten(a) - flatten(untouched.parameters())).abs().max().item<double>(), 1e-3);
 }
 
 TEST(DataParallel, EveryRankHoldsBitIdenticalParameters) {
   const std::string dataset = testing::make_dataset("train", 200);
   distributed::MpiBackend backend;
-  train::Trainer trainer(test_config(dataset, 16, 9), runtime(), backend);
+  train::Trainer trainer(trainer_config(dataset, 16, 9), runtime(), backend);
   trainer.fit();
   EXPECT_EQ(trainer.step(), 9);
   expect_identical_on_every_rank(trainer.parameters(), backend);
 }
 
-// N ranks x batch 32 (trained with `parallel_extra` settings) against one rank x batch N*32.
+// N ranks x batch 32 (trained with `parallel_extra` settings) against one rank x batch N*32. 200 samples: with 2
+// or 3 ranks x batch 32 the last global batch of each epoch is short and uneven.
 void expect_parallel_matches_one_rank(const std::vector<std::string>& parallel_extra) {
   const std::string dataset = testing::make_dataset("train", 200);
   const int world = runtime().world_size();
   // 12 steps cross two epoch boundaries, each with a short, unevenly split final batch.
   distributed::MpiBackend mpi;
-  train::Trainer parallel(test_config(dataset, 32, 12, parallel_extra), runtime(), mpi);
+  train::Trainer parallel(trainer_config(dataset, 32, 12, parallel_extra), runtime(), mpi);
   parallel.fit();
   distributed::LocalBackend local;
-  train::Trainer single(test_config(dataset, 32 * world, 12), runtime(), local);
+  train::Trainer single(trainer_config(dataset, 32 * world, 12), runtime(), local);
   single.fit();
 
   expect_close_and_trained(parallel.parameters(), single.parameters(), 1e-5, dataset);
@@ -111,13 +87,13 @@ TEST(DataParallel, ResumeContinuesBitIdentically) {
                                                      "checkpoint.every_steps=0"};
   distributed::MpiBackend backend;
   {
-    train::Trainer first(test_config(dataset, 16, 5, with_checkpoints), runtime(), backend);
+    train::Trainer first(trainer_config(dataset, 16, 5, with_checkpoints), runtime(), backend);
     first.fit();
   }
   backend.barrier()->wait();  // rank 0 has published the checkpoint
-  train::Trainer resumed(test_config(dataset, 16, 11, with_checkpoints), runtime(), backend);
+  train::Trainer resumed(trainer_config(dataset, 16, 11, with_checkpoints), runtime(), backend);
   resumed.fit("latest");
-  train::Trainer straight(test_config(dataset, 16, 11), runtime(), backend);
+  train::Trainer straight(trainer_config(dataset, 16, 11), runtime(), backend);
   straight.fit();
   EXPECT_EQ(resumed.step(), 11);
   EXPECT_TRUE(at::equal(flatten(resumed.parameters()), flatten(straight.parameters())));
@@ -131,9 +107,9 @@ void expect_zero_matches_replicated(const std::vector<std::string>& extra) {
   distributed::MpiBackend mpi;
   std::vector<std::string> sharded_extra = extra;
   sharded_extra.push_back("ddp.zero=1");
-  train::Trainer sharded(test_config(dataset, 32, 8, sharded_extra), runtime(), mpi);
+  train::Trainer sharded(trainer_config(dataset, 32, 8, sharded_extra), runtime(), mpi);
   sharded.fit();
-  train::Trainer replicated(test_config(dataset, 32, 8, extra), runtime(), mpi);
+  train::Trainer replicated(trainer_config(dataset, 32, 8, extra), runtime(), mpi);
   replicated.fit();
   expect_close_and_trained(sharded.parameters(), replicated.parameters(), 1e-5, dataset);
   expect_identical_on_every_rank(sharded.parameters(), mpi);
@@ -164,7 +140,7 @@ TEST(ZeroRedundancy, CheckpointsResumeAcrossZeroSettings) {
   const std::string dataset = testing::make_dataset("train", 200);
   const std::vector<std::string> sgd = {"train.optimizer=sgd", "train.momentum=0.9", "train.lr=0.05"};
   distributed::MpiBackend backend;
-  train::Trainer straight(test_config(dataset, 16, 11, sgd), runtime(), backend);
+  train::Trainer straight(trainer_config(dataset, 16, 11, sgd), runtime(), backend);
   straight.fit();
   for (const auto& [saved, resumed] : {std::pair<int, int>{1, 0}, {0, 1}}) {
     const std::string store = scratch_dir() + "/ckpt-zero-" + std::to_string(saved);
@@ -173,12 +149,12 @@ TEST(ZeroRedundancy, CheckpointsResumeAcrossZeroSettings) {
     std::vector<std::string> first_overrides = overrides;
     first_overrides.push_back("ddp.zero=" + std::to_string(saved));
     {
-      train::Trainer first(test_config(dataset, 16, 5, first_overrides), runtime(), backend);
+      train::Trainer first(trainer_config(dataset, 16, 5, first_overrides), runtime(), backend);
       first.fit();
     }
     backend.barrier()->wait();  // rank 0 has published the checkpoint
     overrides.push_back("ddp.zero=" + std::to_string(resumed));
-    train::Trainer again(test_config(dataset, 16, 11, overrides), runtime(), backend);
+    train::Trainer again(trainer_config(dataset, 16, 11, overrides), runtime(), backend);
     again.fit("latest");
     EXPECT_EQ(again.step(), 11);
     const auto a = again.parameters();
@@ -232,7 +208,7 @@ TEST(Trainer, ProgramsOwnSourcesAndLossesTrainARegressionAndALanguageModel) {
     auto source = std::make_shared<data::TensorSource>(x, y, "regression");
     std::vector<std::string> overrides = common;
     overrides.insert(overrides.end(), {"model.name=linear_3_2", "train.loss=mse"});
-    train::Trainer trainer(test_config("unused.h5", 8, 0, overrides), runtime(), backend,
+    train::Trainer trainer(trainer_config("unused.h5", 8, 0, overrides), runtime(), backend,
                            train::TrainerParts{source, source, train::losses().get("mse")});
     expect_trains(trainer, backend, y.pow(2).mean().item<double>());
   }
@@ -244,7 +220,7 @@ TEST(Trainer, ProgramsOwnSourcesAndLossesTrainARegressionAndALanguageModel) {
     auto source = std::make_shared<data::TensorSource>(tokens.to(at::kFloat), next, "tokens");
     std::vector<std::string> overrides = common;
     overrides.insert(overrides.end(), {"model.name=toy_lm", "train.loss=cross_entropy"});
-    train::Trainer trainer(test_config("unused.h5", 8, 0, overrides), runtime(), backend,
+    train::Trainer trainer(trainer_config("unused.h5", 8, 0, overrides), runtime(), backend,
                            train::TrainerParts{source, source, std::nullopt});
     expect_trains(trainer, backend, std::log(8.0));
     EXPECT_GT(trainer.evaluate().accuracy, 0.9);

@@ -2,14 +2,11 @@
 // float32 parameters), fp16 refused where LibTorch's CPU autocast cannot run it, the loss scale's growth and backoff.
 #include "train/mixed_precision.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
 #include "core/error.h"
-#include "train/optimizer_state.h"
-#include "train/train_state.h"
 
 namespace dpt::train {
 namespace {
@@ -72,27 +69,6 @@ TEST(LossScale, HalvesOnOverflowAndDoublesAfterTheGrowthInterval) {
   scale.update(false, 3);
   EXPECT_EQ(scale.value, 32768.0);
   EXPECT_EQ(scale.good_steps, 0) << "an overflow restarts the growth count";
-}
-
-// A resume continues with the scale and growth count of the save, and the count of skipped steps.
-TEST(LossScale, TravelsInTheCheckpoint) {
-  torch::nn::Linear layer(2, 2);
-  torch::optim::SGD sgd(layer->parameters(), torch::optim::SGDOptions(0.1));
-  const NamedTensorRefs model = {{"weight", layer->weight}, {"bias", layer->bias}};
-  TrainState state;
-  state.step = 5;
-  state.skipped_steps = 2;
-  state.loss_scale.value = 1024.0;
-  state.loss_scale.good_steps = 17;
-  const at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state().unsqueeze(0);
-  const auto contents = snapshot(state, model, optimizer_state_tensors(sgd), rng, nlohmann::json::object(), true);
-  const TrainState back =
-      restore(contents, model, [&](const checkpoint::NamedTensors& t) { load_optimizer_state(sgd, t, "v1"); }, 0,
-              "v1", "linear");
-  EXPECT_EQ(back.loss_scale.value, 1024.0);
-  EXPECT_EQ(back.loss_scale.good_steps, 17);
-  EXPECT_EQ(back.skipped_steps, 2);
-  EXPECT_EQ(back.step, 5);
 }
 
 }  // namespace

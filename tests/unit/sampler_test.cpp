@@ -196,6 +196,131 @@ TEST(Sampler, WorldRanksTimesBatchEqualsOneRankTimesWorldBatch) {
   }
 }
 
+// One optimizer step of every rank: each rank's loader batches of the step, in order.
+using Step = std::vector<std::vector<StepSamples>>;
+
+// The optimizer steps from `cursor` to the end of the epoch with `per_step` loader batches per step.
+std::vector<Step> run_steps(std::int64_t n, std::int64_t batch, int world, LastBatch last, std::int64_t per_step,
+                            std::int64_t epoch = 0, std::int64_t cursor = 0) {
+  std::vector<Sampler> ranks;
+  for (int r = 0; r < world; ++r) {
+    ranks.emplace_back(n, batch, r, world, 42, true, last, per_step);
+    ranks.back().set_epoch(epoch, cursor);
+  }
+  std::vector<Step> steps;
+  while (ranks[0].has_next()) {
+    Step step(static_cast<std::size_t>(world));
+    for (int r = 0; r < world; ++r) {
+      do {
+        EXPECT_TRUE(ranks[r].has_next());
+        step[r].push_back(ranks[r].next());
+      } while (!step[r].back().ends_step);
+    }
+    steps.push_back(std::move(step));
+  }
+  for (const auto& sampler : ranks) EXPECT_FALSE(sampler.has_next());
+  return steps;
+}
+
+// A step's samples across ranks, sorted: what its gradient is the mean over.
+std::vector<std::int64_t> samples_of(const Step& step) {
+  std::vector<std::int64_t> all;
+  for (const auto& batches : step) {
+    for (const auto& batch : batches) all.insert(all.end(), batch.indices.begin(), batch.indices.end());
+  }
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+TEST(Sampler, StepOfKBatchesHoldsTheSamplesOfOneBatchKTimesAsLarge) {
+  for (LastBatch last : {LastBatch::Uneven, LastBatch::DropLast, LastBatch::Pad}) {
+    for (int world : {1, 2, 3}) {
+      const auto gathered = run_steps(103, 4, world, last, 3);
+      const auto one = run_steps(103, 12, world, last, 1);
+      ASSERT_EQ(gathered.size(), one.size()) << "mode " << static_cast<int>(last) << ", " << world << " ranks";
+      EXPECT_EQ(Sampler(103, 4, 0, world, 42, true, last, 3).steps_per_epoch(), static_cast<std::int64_t>(one.size()));
+      for (std::size_t s = 0; s < one.size(); ++s) {
+        const std::string where = "step " + std::to_string(s) + ", mode " + std::to_string(static_cast<int>(last)) +
+                                  ", " + std::to_string(world) + " ranks";
+        EXPECT_EQ(samples_of(gathered[s]), samples_of(one[s])) << where;
+        std::int64_t global = 0;
+        for (int r = 0; r < world; ++r) {
+          std::int64_t local = 0;
+          for (const auto& batch : gathered[s][r]) {
+            local += static_cast<std::int64_t>(batch.indices.size());
+            EXPECT_EQ(batch.step_global, one[s][0][0].global_batch) << where;
+          }
+          EXPECT_LE(gathered[s][r].size(), 3u) << where;
+          EXPECT_EQ(gathered[s][r].front().step_local, local) << where;
+          EXPECT_EQ(gathered[s][r].back().cursor_after, one[s][0][0].cursor_after) << where;
+          global += local;
+        }
+        EXPECT_EQ(global, one[s][0][0].global_batch) << where;
+      }
+    }
+  }
+}
+
+TEST(Sampler, LastStepOfAnEpochIsShortUnevenAndPaddedOrDropped) {
+  // 103 samples, 2 ranks x 4 x 3 batches = 24 a step: 4 full steps, then 7 samples in one short batch.
+  const auto uneven = run_steps(103, 4, 2, LastBatch::Uneven, 3);
+  ASSERT_EQ(uneven.size(), 5u);
+  EXPECT_EQ(uneven.back()[0].size(), 1u);
+  EXPECT_EQ(uneven.back()[0][0].step_global, 7);
+  EXPECT_EQ(uneven.back()[0][0].step_local + uneven.back()[1][0].step_local, 7);
+  EXPECT_EQ(run_steps(103, 4, 2, LastBatch::DropLast, 3).size(), 4u);
+  // Pad: the short step is topped up to 3 full batches from the epoch's start: 7 + 17 samples.
+  const auto padded = run_steps(103, 4, 2, LastBatch::Pad, 3);
+  ASSERT_EQ(padded.size(), 5u);
+  EXPECT_EQ(padded.back()[0].size(), 3u);
+  const auto order = epoch_order(42, 0, 103, true);
+  std::vector<std::int64_t> expected(order.begin() + 96, order.end());
+  expected.insert(expected.end(), order.begin(), order.begin() + 17);
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(samples_of(padded.back()), expected);
+}
+
+TEST(Sampler, ResumeWithOtherRanksAndBatchesPerStepCoversTheRestExactlyOnce) {
+  // 3 ranks x 4 x 2 batches run 3 steps (cursor 72), then 2 ranks x 5 x 3 batches finish the epoch.
+  const auto first = run_steps(103, 4, 3, LastBatch::Uneven, 2, 1);
+  const std::int64_t cursor = first[2][0].back().cursor_after;
+  EXPECT_EQ(cursor, 72);
+  std::vector<std::int64_t> all;
+  const auto append = [&all](const std::vector<Step>& steps, std::size_t count) {
+    for (std::size_t s = 0; s < count; ++s) {
+      // Within a step the batches follow the order; ranks take consecutive slices of each batch.
+      const std::size_t batches = steps[s][0].size();
+      for (std::size_t b = 0; b < batches; ++b) {
+        for (const auto& rank : steps[s]) all.insert(all.end(), rank[b].indices.begin(), rank[b].indices.end());
+      }
+    }
+  };
+  append(first, 3);
+  const auto rest = run_steps(103, 5, 2, LastBatch::Uneven, 3, 1, cursor);
+  append(rest, rest.size());
+  EXPECT_EQ(all, epoch_order(42, 1, 103, true));
+}
+
+TEST(Sampler, PositionAfterStepsMatchesTheStepsTaken) {
+  for (LastBatch last : {LastBatch::Uneven, LastBatch::DropLast, LastBatch::Pad}) {
+    Sampler sampler(103, 4, 0, 2, 42, true, last, 3);
+    for (std::int64_t cursor : {0, 24, 48, 96}) {
+      // Walk 12 steps (several epochs) from `cursor`, counting an epoch's end as its 103 samples.
+      std::int64_t epoch = 0;
+      sampler.set_epoch(0, cursor);
+      for (std::int64_t steps = 0; steps <= 12; ++steps) {
+        const std::int64_t position = epoch * 103 + (sampler.has_next() ? sampler.cursor() : 103);
+        EXPECT_EQ(sampler.position_after(cursor, steps), position)
+            << "mode " << static_cast<int>(last) << ", cursor " << cursor << ", " << steps << " steps";
+        if (!sampler.has_next()) sampler.set_epoch(++epoch, 0);
+        do {
+          ASSERT_TRUE(sampler.has_next());
+        } while (!sampler.next().ends_step);
+      }
+    }
+  }
+}
+
 TEST(Sampler, ShortFinalBatchMayLeaveARankEmpty) {
   // 10 samples, 4 ranks x 2: the second step has 2 samples for 4 ranks.
   const auto steps = run_epoch(10, 2, 4, LastBatch::Uneven);
@@ -225,6 +350,13 @@ TEST(Sampler, RejectsImpossibleConfigurations) {
   EXPECT_THROW(Sampler(10, 0, 0, 1, 0, true), Error);
   EXPECT_THROW(Sampler(10, 1, 2, 2, 0, true), Error);
   EXPECT_THROW(Sampler(10, 4, 0, 3, 0, true, LastBatch::DropLast), Error);  // no full batch to keep
+  try {
+    Sampler(10, 1, 0, 2, 0, true, LastBatch::DropLast, 6);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("a step of 12 (2 ranks x 1 x 6 batches) leaves no full step"), std::string::npos)
+        << e.message();
+  }
   Sampler sampler(10, 1, 0, 1, 0, true);
   EXPECT_THROW(sampler.set_epoch(0, 11), Error);
 }
