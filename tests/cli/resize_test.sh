@@ -42,23 +42,33 @@ describe() {
 }
 
 # FROM TO [SETTINGS...]: saved by FROM (ranks x batch per rank), resumed on TO, both with the settings (--set
-# values such as ddp.zero=1, the sharded optimizer state: a case is one more line).
+# values such as ddp.zero=1, the sharded optimizer state; from:KEY=V only for the saving run, to:KEY=V only for
+# the resumed one: a case is one more line).
 cases=(
   "2x24 3x16"
   "3x16 1x48"
   "1x48 2x24"
   "2x24 3x16 ddp.zero=1"
+  "3x16 1x48 from:ddp.zero=1"
+  "1x48 2x24 to:ddp.zero=1"
 )
 for i in "${!cases[@]}"; do
   read -r from to settings <<< "${cases[$i]}"
   sets=()
-  for s in $settings; do sets+=(--set "$s"); done
+  resumed_sets=()
+  for s in $settings; do
+    case $s in
+      from:*) sets+=(--set "${s#from:}") ;;
+      to:*) resumed_sets+=(--set "${s#to:}") ;;
+      *) sets+=(--set "$s"); resumed_sets+=(--set "$s") ;;
+    esac
+  done
   name="$from -> $to${settings:+ ($settings)}"
   if ! train_as "straight$i" "$from" "${sets[@]}"; then
     bad "$name: straight run" "$(tail -20 "straight$i.log")"
     continue
   fi
-  if ! train_as "resized$i" "$to" "${sets[@]}" --resume "straight$i/versions/v000001"; then
+  if ! train_as "resized$i" "$to" "${resumed_sets[@]}" --resume "straight$i/versions/v000001"; then
     bad "$name: resumed run" "$(tail -20 "resized$i.log")"
     continue
   fi
