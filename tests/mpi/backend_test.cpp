@@ -157,13 +157,15 @@ TEST_P(MpiAllreduce, WaitingForALateRankCostsNoCpu) {
   torch::Tensor t = contribution(1 << 18, backend.rank(), 5, torch::kFloat);
   std::shared_ptr<distributed::Work> work;
   double used = 0.0;
+  // The others arrive well after rank 0's measured wait has ended, so the sum itself is never inside it.
+  MPI_Barrier(MPI_COMM_WORLD);
   if (backend.rank() == 0) {
     const double start = cpu_seconds();
     work = backend.allreduce_overlapped(t, distributed::ReduceOp::Sum);
     std::this_thread::sleep_for(kLate);  // the training thread would compute here
     used = cpu_seconds() - start;
   } else {
-    std::this_thread::sleep_for(kLate);
+    std::this_thread::sleep_for(kLate + std::chrono::milliseconds(300));
     work = backend.allreduce_overlapped(t, distributed::ReduceOp::Sum);
   }
   work->wait();
