@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache git pkg-config
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-openmp
   openmpi-bin libopenmpi-dev
   libhdf5-dev hdf5-tools
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -19,6 +19,24 @@ packages=(
   podman mmdebstrap
 )
 
+# LibTorch's BLAS: OpenBLAS built with OpenMP, so that its GEMMs run on the OpenMP threads LibTorch already has.
+# OpenBLAS's pthread build keeps a second pool of threads that spin against LibTorch's on the same cores: on 2 cores
+# with 2 threads per rank a GPT decoder's step took 2.3x as long and fashion_cnn's 1.6x (docs/benchmarks.md).
+# Debian chooses a BLAS through alternatives; this selects the OpenMP build for every program on the machine,
+# PyTorch included, so comparisons between the two run on the same library.
+select_openmp_blas() {
+  local dir=/usr/lib/x86_64-linux-gnu/openblas-openmp name
+  for name in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+    [ "$(readlink -f "/etc/alternatives/$name-x86_64-linux-gnu")" = "$(readlink -f "$dir/$name")" ] && continue
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "install-deps: $name is not OpenBLAS's OpenMP build; as root run: update-alternatives --set" \
+        "$name-x86_64-linux-gnu $dir/$name" >&2
+      return 1
+    fi
+    update-alternatives --quiet --set "$name-x86_64-linux-gnu" "$dir/$name"
+  done
+}
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,6 +44,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages already installed"
+  select_openmp_blas
   exit 0
 fi
 
@@ -38,3 +57,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+select_openmp_blas
