@@ -53,6 +53,14 @@ void set_openblas_threads(int threads) {
   if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
 }
 
+// Whether the OpenBLAS in this process is its pthread build, whose own pool of threads spins against LibTorch's
+// OpenMP threads whenever a rank runs more than one (openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP).
+bool openblas_has_own_threads() {
+  using GetParallel = int (*)();
+  auto fn = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  return fn != nullptr && fn() == 1;
+}
+
 // The CPUs this process may run on (its affinity mask, which a launcher's binding or a container narrows).
 std::vector<int> allowed_cpus() {
   cpu_set_t mask;
@@ -138,6 +146,13 @@ int Runtime::configure(const RuntimeOptions& options) {
   }
   at::set_num_threads(threads_);
   set_openblas_threads(threads_);
+  if (threads_ > 1 && is_main() && openblas_has_own_threads()) {
+    std::cerr << "dptrain: warning: OpenBLAS's pthread build is loaded; with " << threads_
+              << " threads per rank its threads spin against LibTorch's (up to 2x slower steps): install "
+                 "libopenblas0-openmp and select it (update-alternatives --set libblas.so.3-x86_64-linux-gnu "
+                 "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3; scripts/install-deps.sh does both)"
+              << std::endl;
+  }
   all_ranks_print_ = options.all_ranks_print;
   return threads_;
 }

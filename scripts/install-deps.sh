@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache git pkg-config
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libopenblas0-pthread  # the second only for cli_test's check of the warning
   openmpi-bin libopenmpi-dev
   libhdf5-dev hdf5-tools
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -21,7 +21,7 @@ packages=(
 
 # LibTorch's BLAS: OpenBLAS built with OpenMP, so that its GEMMs run on the OpenMP threads LibTorch already has.
 # OpenBLAS's pthread build keeps a second pool of threads that spin against LibTorch's on the same cores: on 2 cores
-# with 2 threads per rank a GPT decoder's step took 2.3x as long and fashion_cnn's 1.6x (docs/benchmarks.md).
+# with 2 threads per rank a GPT decoder trained 2.3x and fashion_cnn 1.8x slower (docs/benchmarks.md).
 # Debian chooses a BLAS through alternatives; this selects the OpenMP build for every program on the machine,
 # PyTorch included, so comparisons between the two run on the same library.
 select_openmp_blas() {

@@ -32,6 +32,15 @@ if [ $? -eq 0 ] && grep -q 'finished 30 steps' <<< "$output"; then ok "resume la
 output=$(timeout 120 "${mpirun[@]}" -np 2 "$dptrain" eval config.toml 2>&1)
 if [ $? -eq 0 ] && grep -q 'accuracy' <<< "$output"; then ok "eval"; else bad "eval" "$output"; fi
 
+# A rank with two threads warns when OpenBLAS's pthread build is loaded (install-deps.sh installs it beside the
+# selected OpenMP build), and says nothing with the OpenMP build.
+blas_run() { "$dptrain" train config.toml --set runtime.threads=2 --set train.max_steps=2 --set checkpoint.enabled=false 2>&1; }
+output=$(LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread blas_run)
+if [ $? -eq 0 ] && grep -q "warning: OpenBLAS's pthread build is loaded; with 2 threads per rank" <<< "$output"; then
+  ok "pthread OpenBLAS warned"; else bad "pthread OpenBLAS warned" "$output"; fi
+output=$(LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp blas_run)
+if [ $? -eq 0 ] && ! grep -q "OpenBLAS" <<< "$output"; then ok "OpenMP OpenBLAS quiet"; else bad "OpenMP OpenBLAS quiet" "$output"; fi
+
 # Data tools: .npy import, verify over a glob, inspect's digest (also in the checkpoint), mixed shapes refused.
 /usr/bin/python3 -c "import numpy as np; np.save('x.npy', np.arange(240, dtype='f4').reshape(40, 2, 3));
 np.save('y.npy', np.arange(40) % 3); np.save('wide.npy', np.zeros((40, 4), 'f4'))"
