@@ -29,9 +29,9 @@ select_openmp_blas() {
   for name in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
     [ "$(readlink -f "/etc/alternatives/$name-x86_64-linux-gnu")" = "$(readlink -f "$dir/$name")" ] && continue
     if [ "$(id -u)" -ne 0 ]; then
-      echo "install-deps: $name is not OpenBLAS's OpenMP build; as root run: update-alternatives --set" \
-        "$name-x86_64-linux-gnu $dir/$name" >&2
-      return 1
+      echo "install-deps: warning: $name is not OpenBLAS's OpenMP build (slower with several threads per rank);" \
+        "as root run: update-alternatives --set $name-x86_64-linux-gnu $dir/$name" >&2
+      continue
     fi
     update-alternatives --quiet --set "$name-x86_64-linux-gnu" "$dir/$name"
   done
@@ -44,17 +44,13 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages already installed"
-  select_openmp_blas
-  exit 0
-fi
-
-if [ "$(id -u)" -ne 0 ]; then
+elif [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing packages (${missing[*]}); run this script as root or install them with apt-get" >&2
   exit 1
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
 select_openmp_blas
