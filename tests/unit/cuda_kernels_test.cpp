@@ -32,6 +32,26 @@ TEST(CudaKernels, ScaleCopyMatchesTheCpuPath) {
   at::Tensor dst = at::empty({1000}, at::TensorOptions().device(at::kCUDA));
   dpt::kernels::scale_copy(dst, src.cuda().narrow(0, 1, 1000), 2.5);
   EXPECT_TRUE(at::equal(dst.cpu(), expected)) << "scale_copy cuda vs cpu, misaligned source";
+  // The non-finite flag, in the float4 body, in the tail and on the misaligned path, as the CPU path sets it.
+  for (std::int64_t at : {0, 4096, 4099}) {
+    at::Tensor with_nan = at::randn({4100});
+    with_nan[at] = std::numeric_limits<float>::quiet_NaN();
+    for (std::int64_t offset : {0, 1}) {
+      const at::Tensor source = with_nan.cuda().narrow(0, offset, 4100 - offset);
+      at::Tensor out = at::empty({4100 - offset}, at::TensorOptions().device(at::kCUDA));
+      at::Tensor flag = at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(at::kCUDA));
+      dpt::kernels::scale_copy(out, source, 0.5, flag);
+      at::Tensor reference = at::empty({4100 - offset});
+      const bool cpu = dpt::kernels::scale_copy_cpu(reference.data_ptr<float>(),
+                                                    with_nan.data_ptr<float>() + offset, 4100 - offset, 0.5f);
+      EXPECT_TRUE(at::equal(out.cpu().isnan(), reference.isnan())) << "NaN at " << at << ", offset " << offset;
+      EXPECT_EQ(flag.item<int>() == 1, cpu) << "scale_copy's non-finite flag, NaN at " << at << ", offset " << offset;
+    }
+  }
+  at::Tensor flag = at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(at::kCUDA));
+  at::Tensor out = at::empty({4097}, at::TensorOptions().device(at::kCUDA));
+  dpt::kernels::scale_copy(out, at::randn({4097}).cuda(), 0.5, flag);
+  EXPECT_EQ(flag.item<int>(), 0) << "scale_copy's non-finite flag on finite values";
 }
 
 // Both paths round every operation to float32 in the same order (the CUDA kernel spells out each rounding), so

@@ -1,6 +1,8 @@
 // scale_copy: the host API against the CPU reference, on awkward sizes and every supported dtype.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "core/check.h"
 #include "kernels/scale_copy.h"
 
@@ -36,6 +38,48 @@ TEST(ScaleCopy, OtherDtypesUseTheFusedAtenPath) {
     scale_copy(dst, src, 0.5);
     EXPECT_TRUE(at::equal(dst, src * 0.5)) << dtype;
   }
+}
+
+// The flag the Reducer reads to name the ranks whose own gradients held a NaN or an infinity: set by one such value
+// anywhere (first, middle, last; in the vectorised body or the tail), never by finite extremes, and not cleared by
+// a later call.
+TEST(ScaleCopy, FlagsNaNAndInfinityWhereverTheyAre) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (std::int64_t n : {1, 7, 4097, (1 << 20) + 3}) {
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), kInf, -kInf}) {
+      for (std::int64_t at : {std::int64_t{0}, n / 2, n - 1}) {
+        at::Tensor src = at::randn({n});
+        src[at] = bad;
+        at::Tensor dst = at::empty({n});
+        at::Tensor flag = at::zeros({1}, at::kInt);
+        scale_copy(dst, src, 0.5, flag);
+        ASSERT_EQ(flag.item<int>(), 1) << "n=" << n << " value " << bad << " at " << at;
+        EXPECT_TRUE(scale_copy_cpu(dst.data_ptr<float>(), src.data_ptr<float>(), n, 0.5f));
+      }
+    }
+  }
+  at::Tensor extremes = at::tensor({std::numeric_limits<float>::max(), std::numeric_limits<float>::lowest(),
+                                    std::numeric_limits<float>::denorm_min(), -0.0f, 0.0f, 1.0f});
+  at::Tensor dst = at::empty({6});
+  at::Tensor flag = at::zeros({1}, at::kInt);
+  scale_copy(dst, extremes, 1.0, flag);
+  EXPECT_EQ(flag.item<int>(), 0) << "finite extremes are finite";
+  EXPECT_TRUE(at::equal(dst, extremes));
+  EXPECT_FALSE(scale_copy_cpu(dst.data_ptr<float>(), extremes.data_ptr<float>(), 6, 1.0f));
+  flag.fill_(1);
+  scale_copy(dst, extremes, 1.0, flag);
+  EXPECT_EQ(flag.item<int>(), 1) << "a later clean copy keeps the flag";
+  for (auto dtype : {at::kDouble, at::kBFloat16}) {
+    at::Tensor src = at::randn({9}).to(dtype);
+    at::Tensor out = at::empty({9}, dtype);
+    flag.zero_();
+    scale_copy(out, src, 2.0, flag);
+    EXPECT_EQ(flag.item<int>(), 0) << dtype;
+    src[4] = std::numeric_limits<double>::quiet_NaN();
+    scale_copy(out, src, 2.0, flag);
+    EXPECT_EQ(flag.item<int>(), 1) << dtype;
+  }
+  EXPECT_THROW(scale_copy(dst, extremes, 1.0, at::zeros({1})), Error);
 }
 
 TEST(ScaleCopy, MismatchedArgumentsAreClearErrors) {
