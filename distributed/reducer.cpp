@@ -111,6 +111,7 @@ Reducer::Reducer(std::vector<NamedParameter> parameters, Backend& gradients, Bac
     DPT_CHECK(p.accumulator, "parameter '", name, "' has no gradient accumulator");
     params_.push_back(std::move(p));
   }
+  local_nonfinite_ = at::zeros({1}, params_.front().tensor.options().dtype(at::kInt).requires_grad(false));
   for (std::size_t i = 0; i < params_.size(); ++i) {
     params_[i].hook_key = params_[i].accumulator->add_post_hook(std::make_unique<ReadyHook>(*this, i));
   }
@@ -305,6 +306,7 @@ void Reducer::prepare_for_backward(const BackwardPass& pass) {
   pass_ = pass;
   if (!pass.communicate) return;  // hooks stay idle: gradients only add up in the buckets
   armed_ = true;
+  local_nonfinite_.zero_();
   for (auto& p : params_) p.ready = false;
   for (auto& b : buckets_) {
     b.pending = b.params.size();
@@ -330,18 +332,15 @@ void Reducer::on_gradient_ready(std::size_t index) {
 }
 
 // Moves the parameter's gradient, scaled by this rank's share of the global batch, into its view (none yet:
-// zeros) and makes the view its .grad: the scaling costs no pass of its own (with compression the pack into the
-// 16-bit copy applies it). The gradient is elsewhere after zero_grad(), after accumulation micro-steps, and under
-// create_graph (autograd then replaces .grad instead of adding in place).
+// zeros) and makes the view its .grad: the scaling and the non-finite check cost no pass of their own (with
+// compression the pack into the 16-bit copy applies the scale). The gradient is elsewhere after zero_grad(), after
+// accumulation micro-steps, and under create_graph (autograd then replaces .grad instead of adding in place).
 void Reducer::adopt_gradient(Parameter& p) {
   const at::Tensor& grad = p.tensor.grad();
-  const double weight = scales_in_pack() ? 1.0 : pass_.weight;
-  if (!grad.defined()) {
-    p.view.zero_();
-  } else if (weight == 1.0) {
-    if (!grad.is_same(p.view)) p.view.copy_(grad);
+  if (grad.defined()) {
+    kernels::scale_copy(p.view, grad, scales_in_pack() ? 1.0 : pass_.weight, local_nonfinite_);
   } else {
-    kernels::scale_copy(p.view, grad, weight);
+    p.view.zero_();
   }
   p.tensor.mutable_grad() = p.view;
 }

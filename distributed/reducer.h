@@ -82,6 +82,12 @@ class Reducer {
   // (every rank throws in the same step), or when a collective fails or times out.
   void finish();
 
+  // int32 [1] on the parameters' device: nonzero after a communicating backward where this rank's own gradients of
+  // the step (summed over its micro-batches, before any reduction) held a NaN or an infinity. The check rides along
+  // the copy into the buckets (no pass of its own, no host synchronisation); it tells which ranks brought the
+  // non-finite values a reduced gradient holds.
+  const at::Tensor& local_nonfinite() const { return local_nonfinite_; }
+
   // The bucket layout: parameter indices (registration order) per bucket, in launch order. Identical on every
   // rank.
   std::vector<std::vector<std::size_t>> bucket_parameters() const;
@@ -91,6 +97,8 @@ class Reducer {
   bool holds(const at::Tensor& tensor) const;
   // Whether the optimizer state is sharded (options.zero).
   bool zero() const { return options_.zero; }
+  // How gradients travel (options.compression).
+  Compression compression() const { return options_.compression; }
 
   // With options.zero, this rank's shard of the buckets, cut at parameter boundaries.
   struct ShardPiece {
@@ -142,6 +150,7 @@ class Reducer {
   at::Tensor parameters_flat_;  // zero: every parameter's storage, laid out as flat_
   std::vector<ShardPiece> pieces_;  // zero: this rank's shard of the buckets
   at::Tensor gathering_;  // during gather_shards: the buffer it all-gathers into (not kept after it returns)
+  at::Tensor local_nonfinite_;  // see local_nonfinite()
 
   std::mutex mutex_;  // hooks of CUDA parameters run on autograd device threads
   BackwardPass pass_;

@@ -54,6 +54,7 @@ struct StepVote {
   bool stop = false;                   // a preemption signal reached some rank
   double nonfinite_gradients = 0.0;    // non-finite values in the all-reduced gradients (the same on every rank)
   std::vector<int> nonfinite_loss;     // ranks whose loss was not finite
+  std::vector<int> nonfinite_own;      // ranks whose own gradients (before the all-reduce) were not finite
   bool finite() const { return nonfinite_gradients == 0 && nonfinite_loss.empty(); }
 };
 
@@ -204,10 +205,12 @@ struct Trainer::Impl {
     const auto comm_end = Clock::now();
     const std::vector<at::Tensor> grads = update_gradients();
     const at::Tensor stats = kernels::gradient_stats(grads);
-    at::Tensor totals = stats[-1].cpu();  // one small copy from a GPU: the vote needs the count on the host
+    // One small copy from a GPU: the vote needs the totals and whether this rank's own gradients were finite.
+    const at::Tensor host = at::cat({stats[-1], run->reducer->local_nonfinite().to(at::kDouble)}).cpu();
+    at::Tensor totals = host.narrow(0, 0, 2).clone();
     if (run->reducer->zero()) sum_shard_totals(stats, totals);
     const auto vote_start = Clock::now();
-    const StepVote vote = vote_at_step_boundary(loss_finite, totals[1].item<double>());
+    const StepVote vote = vote_at_step_boundary(loss_finite, host[2].item<double>() == 0, totals[1].item<double>());
     const auto vote_end = Clock::now();
     stop_voted = vote.stop;
     grad_norm = std::sqrt(totals[0].item<double>()) / loss_scale;
@@ -248,21 +251,24 @@ struct Trainer::Impl {
   }
 
   // The one control all-reduce of a step, before the update: a preemption signal on any rank, the all-reduced
-  // gradients' non-finite count (already equal on every rank, summed only to keep the vote one collective) and
-  // which ranks' losses were not finite. Sums of 0/1 flags, so every rank reads the same decision.
-  StepVote vote_at_step_boundary(bool loss_finite, double nonfinite_gradients) {
+  // gradients' non-finite count (already equal on every rank, summed only to keep the vote one collective), which
+  // ranks' losses were not finite and which ranks' own gradients were not. Sums of 0/1 flags, so every rank reads
+  // the same decision.
+  StepVote vote_at_step_boundary(bool loss_finite, bool own_gradients_finite, double nonfinite_gradients) {
     const int world = control.world_size();
-    at::Tensor votes = at::zeros({2 + world}, at::kDouble);
+    at::Tensor votes = at::zeros({2 + 2 * world}, at::kDouble);
     auto* v = votes.data_ptr<double>();
     v[0] = PreemptionSignals::received() != 0 ? 1.0 : 0.0;
     v[1] = nonfinite_gradients;
     v[2 + control.rank()] = loss_finite ? 0.0 : 1.0;
+    v[2 + world + control.rank()] = own_gradients_finite ? 0.0 : 1.0;
     control.allreduce(votes, distributed::ReduceOp::Sum)->wait();
     StepVote vote;
     vote.stop = v[0] > 0;
     vote.nonfinite_gradients = v[1] / world;
     for (int r = 0; r < world; ++r) {
       if (v[2 + r] > 0) vote.nonfinite_loss.push_back(r);
+      if (v[2 + world + r] > 0) vote.nonfinite_own.push_back(r);
     }
     return vote;
   }
@@ -292,20 +298,31 @@ struct Trainer::Impl {
     throw AgreedError(broadcast_string(control, message, root));
   }
 
-  // "the loss was not finite on rank(s) 1, 3" or "the gradient of parameter 'fc1.weight' holds 12 non-finite values
-  // after the all-reduce, though every rank's loss was finite".
+  // "the loss was not finite on rank(s) 1, 3", or "the gradient of parameter 'fc1.weight' holds 12 non-finite values
+  // after the all-reduce; rank(s) 1 brought them (its own gradients were not finite, though every rank's loss was)".
   std::string nonfinite_summary(const StepVote& vote, const at::Tensor& stats) const {
     if (!vote.nonfinite_loss.empty()) return "the loss was not finite on rank(s) " + rank_list(vote.nonfinite_loss);
+    std::string where;
     if (run->reducer->zero()) {
-      return "the gradients hold " + std::to_string(static_cast<std::int64_t>(vote.nonfinite_gradients)) +
-             " non-finite value(s) after the reduce-scatter, though every rank's loss was finite";
+      where = "the gradients hold " + std::to_string(static_cast<std::int64_t>(vote.nonfinite_gradients)) +
+              " non-finite value(s) after the reduce-scatter";
+    } else {
+      const at::Tensor counts = stats.select(1, 1).cpu();
+      std::int64_t first = 0;
+      while (first + 1 < static_cast<std::int64_t>(param_names.size()) && counts[first].item<double>() == 0) ++first;
+      where = "the gradient of parameter '" + param_names.at(static_cast<std::size_t>(first)) + "' holds " +
+              std::to_string(static_cast<std::int64_t>(counts[first].item<double>())) +
+              " non-finite value(s) after the all-reduce";
     }
-    const at::Tensor counts = stats.select(1, 1).cpu();
-    std::int64_t first = 0;
-    while (first + 1 < static_cast<std::int64_t>(param_names.size()) && counts[first].item<double>() == 0) ++first;
-    return "the gradient of parameter '" + param_names.at(static_cast<std::size_t>(first)) + "' holds " +
-           std::to_string(static_cast<std::int64_t>(counts[first].item<double>())) +
-           " non-finite value(s) after the all-reduce, though every rank's loss was finite";
+    if (!vote.nonfinite_own.empty()) {
+      return where + "; rank(s) " + rank_list(vote.nonfinite_own) +
+             " brought them (own gradients not finite, though every rank's loss was finite)";
+    }
+    std::string cause = "; every rank's loss and own gradients were finite, so the reduction overflowed";
+    if (run->reducer->compression() == distributed::Compression::Float16) {
+      cause += " (ddp.compression = \"fp16\" carries values up to 65504; use \"bf16\")";
+    }
+    return where + cause;
   }
 
   // This rank's non-finite loss and the samples behind it: those whose inputs are not finite, else the whole batch.
@@ -565,6 +582,8 @@ Trainer::Trainer(const Config& config, const Runtime& runtime, distributed::Back
     impl_->run = std::make_unique<RunParts>(config, impl_->backends, std::move(parts));
     check_precision(impl_->run->options.precision, impl_->run->device);
   });
+  const std::string warning = precision_warning(impl_->run->options.precision, impl_->run->device);
+  if (!warning.empty() && runtime.rank() == 0) std::cerr << "dptrain: warning: " << warning << std::endl;
 }
 
 Trainer::Trainer(const Config& config, const Runtime& runtime, distributed::Backend& backend, TrainerParts parts)

@@ -1,12 +1,15 @@
 // Data-parallel training across real MPI ranks: identical parameters on every rank, equivalence with one rank
-// on the combined batch, bit-identical continuation after a resume, and ZeRO-1 (ddp.zero) against replicated state.
+// on the combined batch, bit-identical continuation after a resume, ZeRO-1 (ddp.zero) against replicated state, and
+// the non-finite guard naming the rank whose own gradients were not finite.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "distributed/local_backend.h"
 #include "distributed/mpi_backend.h"
 #include "data/tensor_source.h"
@@ -186,16 +189,8 @@ void expect_trains(train::Trainer& trainer, distributed::Backend& backend, doubl
 }
 
 TEST(Trainer, ProgramsOwnSourcesAndLossesTrainARegressionAndALanguageModel) {
-  static const bool registered = [] {
-    train::ModelRegistry::global().add("linear_3_2", [](const nlohmann::json&) {
-      return torch::nn::AnyModule(torch::nn::Linear(3, 2));
-    });
-    train::ModelRegistry::global().add("toy_lm", [](const nlohmann::json&) {
-      return torch::nn::AnyModule(ToyLanguageModel());
-    });
-    return true;
-  }();
-  ASSERT_TRUE(registered);
+  testing::register_test_model<torch::nn::Linear>("linear_3_2", [] { return torch::nn::Linear(3, 2); });
+  testing::register_test_model<ToyLanguageModel>("toy_lm", [] { return ToyLanguageModel(); });
   const std::vector<std::string> common = {"data.scale=1.0", "data.mean=0", "data.std=1", "train.epochs=30",
                                            "train.lr=0.05",
                                            "checkpoint.enabled=false", "tracking.sinks=[]",
@@ -224,6 +219,99 @@ TEST(Trainer, ProgramsOwnSourcesAndLossesTrainARegressionAndALanguageModel) {
                            train::TrainerParts{source, source, std::nullopt});
     expect_trains(trainer, backend, std::log(8.0));
     EXPECT_GT(trainer.evaluate().accuracy, 0.9);
+  }
+}
+
+// The identity forward; a backward that replaces the whole incoming gradient with `value` (a numerically unstable
+// layer: the loss stays finite, its gradients do not).
+struct PoisonBackward : torch::autograd::Function<PoisonBackward> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, double value) {
+    ctx->saved_data["value"] = value;
+    return x.clone();
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return {at::full_like(grads[0], ctx->saved_data["value"].toDouble()), at::Tensor()};
+  }
+};
+
+// Where PoisonedLinear poisons: one rank, at one training step, with one value.
+struct Poison {
+  int rank = -1;
+  std::int64_t step = 0;
+  double value = 0.0;
+};
+Poison poison;
+
+// Linear(3, 2) whose backward on rank poison.rank at training forward poison.step is PoisonBackward's.
+struct PoisonedLinearImpl : torch::nn::Module {
+  PoisonedLinearImpl() : linear(register_module("linear", torch::nn::Linear(3, 2))) {}
+  torch::Tensor forward(torch::Tensor x) {
+    at::Tensor y = linear->forward(x);
+    if (is_training() && ++calls == poison.step && runtime().rank() == poison.rank) {
+      y = PoisonBackward::apply(y, poison.value);
+    }
+    return y;
+  }
+  torch::nn::Linear linear;
+  std::int64_t calls = 0;
+};
+TORCH_MODULE(PoisonedLinear);
+
+// The message every rank gets from fit() (empty: it finished), and the parameters it left.
+std::string fit_error(train::Trainer& trainer) {
+  try {
+    trainer.fit();
+  } catch (const Error& e) {
+    return e.message();
+  }
+  return "";
+}
+
+// A gradient that is not finite on one rank only, with every loss finite: the agreed error names the step, the
+// parameter and the rank it came from; "skip" skips it and finishes with the same parameters everywhere. An fp16
+// wire that overflows, with every rank's own gradients finite, says so instead of blaming a rank.
+TEST(Trainer, NonFiniteGradientsOfOneRankNameThatRank) {
+  testing::register_test_model<PoisonedLinear>("poisoned_linear", [] { return PoisonedLinear(); });
+  distributed::MpiBackend backend;
+  const int last = backend.world_size() - 1;
+  torch::manual_seed(5);
+  const at::Tensor x = torch::randn({96, 3});
+  const at::Tensor y = torch::matmul(x, torch::tensor({{1.0f, -2.0f}, {0.5f, 1.0f}, {3.0f, 0.0f}}));
+  auto source = std::make_shared<data::TensorSource>(x, y, "regression");
+  const auto run = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> overrides = {"data.scale=1.0", "data.mean=0", "data.std=1", "model.name=poisoned_linear",
+                                          "train.loss=mse", "ddp.shared_memory_mb=0"};
+    overrides.insert(overrides.end(), extra.begin(), extra.end());
+    return std::make_unique<train::Trainer>(trainer_config("unused.h5", 8, 5, overrides), runtime(), backend,
+                                            train::TrainerParts{source, source, train::losses().get("mse")});
+  };
+  poison = {last, 3, std::numeric_limits<double>::quiet_NaN()};
+  {
+    auto trainer = run({});
+    const std::string message = fit_error(*trainer);
+    EXPECT_NE(message.find("step 3: the gradient of parameter 'linear.weight' holds 6 non-finite value(s) after the "
+                           "all-reduce; rank(s) " + std::to_string(last) + " brought them"),
+              std::string::npos)
+        << message;
+    EXPECT_EQ(trainer->step(), 2) << "the non-finite step is not taken";
+  }
+  {
+    auto trainer = run({"train.nonfinite=skip"});
+    EXPECT_EQ(fit_error(*trainer), "");
+    EXPECT_EQ(trainer->step(), 5);
+    EXPECT_TRUE(at::isfinite(flatten(trainer->parameters())).all().item<bool>());
+    expect_identical_on_every_rank(trainer->parameters(), backend);
+  }
+  poison = {last, 3, 1e6};  // finite in float32; times the rank's share, beyond float16's 65504
+  {
+    auto trainer = run({"ddp.compression=fp16"});
+    const std::string message = fit_error(*trainer);
+    EXPECT_NE(message.find("step 3: the gradient of parameter 'linear.weight' holds"), std::string::npos) << message;
+    EXPECT_NE(message.find("every rank's loss and own gradients were finite, so the reduction overflowed "
+                           "(ddp.compression = \"fp16\""),
+              std::string::npos)
+        << message;
   }
 }
 

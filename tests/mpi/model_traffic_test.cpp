@@ -9,6 +9,7 @@
 #include "distributed/mpi_backend.h"
 #include "model_traffic_backend.h"
 #include "mpi_test_env.h"
+#include "trainer_config.h"
 #include "train/model_registry.h"
 #include "train/train_options.h"
 #include "train/trainer.h"
@@ -76,13 +77,7 @@ TEST(ModelTraffic, TrainingEvalResumeAndPreemptionVoteKeepControlTrafficOffTheGr
 }
 
 TEST(ModelTraffic, UnusedParametersAndCompressedBucketsStayOnTheModel) {
-  static const bool registered = [] {
-    train::ModelRegistry::global().add("partly_used", [](const nlohmann::json&) {
-      return torch::nn::AnyModule(PartlyUsed());
-    });
-    return true;
-  }();
-  ASSERT_TRUE(registered);
+  testing::register_test_model<PartlyUsed>("partly_used", [] { return PartlyUsed(); });
   CheckedTrainer checked(traffic_config("unused", {"model.name=partly_used", "ddp.find_unused_parameters=true",
                                                    "ddp.compression=bf16", "train.max_steps=5"}));
   EXPECT_EQ(checked.trainer->fit().steps, 5);

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "mpi_test_env.h"
+#include "train/model_registry.h"
 #include "train/train_options.h"
 
 namespace dpt::testing {
@@ -33,6 +34,14 @@ inline Config trainer_config(const std::string& dataset, std::int64_t batch, std
   };
   overrides.insert(overrides.end(), extra.begin(), extra.end());
   return Config::parse(train::config_schema(), "", overrides, "test");
+}
+
+// Registers a test model that model.name can then choose; a second call (tests run in any order, or repeat) does
+// nothing.
+template <typename Module>
+void register_test_model(const std::string& name, Module (*make)()) {
+  if (train::ModelRegistry::global().contains(name)) return;
+  train::ModelRegistry::global().add(name, [make](const nlohmann::json&) { return torch::nn::AnyModule(make()); });
 }
 
 // Every tensor flattened into one vector, in order (parameters of two runs compare as one).
