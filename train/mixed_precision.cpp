@@ -6,6 +6,9 @@
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "core/check.h"
 #include "core/registry.h"
 
@@ -82,6 +85,28 @@ void check_precision(Precision precision, const at::Device& device) {
               "\"bf16\" on the CPU, or fp16 on a GPU");
   }
   set_autocast(device.type(), autocast_enabled(device.type()), previous);
+}
+
+bool cpu_has_bf16_instructions() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream flags(line.substr(line.find(':') + 1));
+    std::string flag;
+    while (flags >> flag) {
+      if (flag == "avx512_bf16" || flag == "amx_bf16") return true;
+    }
+    return false;
+  }
+  return false;
+}
+
+std::string precision_warning(Precision precision, const at::Device& device) {
+  if (precision != Precision::BFloat16 || !device.is_cpu() || cpu_has_bf16_instructions()) return "";
+  return "train.precision = \"bf16\" on a CPU without AVX512-BF16 or AMX: LibTorch runs bf16 convolutions and "
+         "matrix products on reference paths, about 11x slower than fp32 here (docs/benchmarks.md); bf16 pays off "
+         "on GPUs and on CPUs with those instructions";
 }
 
 AutocastGuard::AutocastGuard(Precision precision, const at::Device& device) {

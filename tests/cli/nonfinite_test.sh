@@ -2,7 +2,8 @@
 # The non-finite guard end to end at 2 ranks: a NaN in one float input sample of the HDF5 training file ends the run
 # within seconds with one error line naming the step, the rank and the sample (no rank left hanging); with
 # train.nonfinite = "skip" the run finishes and train/skipped_steps counts exactly that one step. Also: bf16 trains
-# on the CPU, fp16 is refused there where autocast cannot run it.
+# on the CPU (with one warning where the CPU has no bfloat16 arithmetic), fp16 is refused there where autocast
+# cannot run it.
 set -u
 dptrain=$(realpath "$1")
 torch_version=${2:?the LibTorch version dptrain was built with, as CMake found it}
@@ -62,6 +63,12 @@ output=$(timeout 300 "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set tra
   --set train.nonfinite=skip --set train.max_steps=3 2>&1)
 if [ $? -eq 0 ] && grep -q 'finished 3 steps' <<< "$output"; then ok "train.precision = bf16 on the CPU"
 else bad "train.precision = bf16 on the CPU" "$output"; fi
+# One warning (rank 0's) where the CPU has no bfloat16 arithmetic, none where it has.
+warnings=$(grep -c '^dptrain: warning: train.precision = "bf16" on a CPU without AVX512-BF16 or AMX: .*11x slower' \
+  <<< "$output")
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then expected=0; else expected=1; fi
+if [ "$warnings" -eq "$expected" ]; then ok "bf16 on this CPU warns $expected time(s)"
+else bad "bf16 on this CPU warned $warnings time(s), expected $expected" "$output"; fi
 if [[ "$torch_version" == 1.* ]]; then
   expect_error "fp16 on the CPU is refused" 'set-up failed: .*train.precision = "fp16" on cpu: this LibTorch.s autocast cannot run it' \
     "${mpirun[@]}" -np 2 "$dptrain" train config.toml --set train.precision=fp16
