@@ -326,10 +326,17 @@ MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s, std::size_t shared_memor
   if (world_size_ > 1) s.board = ProgressBoard::create(s.comm, s.node);
   if (nodes > 1) {
     // Ranks that all share this machine (nodes made by the caller) answer on the loopback.
-    const std::string address = machine_size == world_size_ ? "127.0.0.1" : first_ipv4_address();
-    s.probe = std::make_unique<PeerProbe>(s.comm, address, [shared = shared_.get()] {
-      return shared->progress_line();
-    });
+    std::string address = "127.0.0.1";
+    std::string unusable;  // a DPTRAIN_SOCKET_IFNAME that allows no interface: the probe reports it after its exchange
+    if (machine_size != world_size_) {
+      try {
+        address = reachable_ipv4_address();
+      } catch (const Error& e) {
+        unusable = e.message();
+      }
+    }
+    s.probe = std::make_unique<PeerProbe>(
+        s.comm, address, [shared = shared_.get()] { return shared->progress_line(); }, unusable);
   }
   comm_thread_ = std::thread([shared = shared_] {
     shared->run_queue();

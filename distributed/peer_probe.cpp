@@ -48,22 +48,32 @@ sockaddr_in ipv4(const std::string& address, int port) {
 
 }  // namespace
 
-PeerProbe::PeerProbe(MPI_Comm comm, const std::string& address, std::function<std::string()> status)
+PeerProbe::PeerProbe(MPI_Comm comm, const std::string& address, std::function<std::string()> status,
+                     const std::string& unusable)
     : status_(std::move(status)) {
-  std::string why_not;
   Card card;
   copy_text(card.host, error_host());
   copy_text(card.address, address);
-  listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  sockaddr_in bound = ipv4(address, 0);
-  socklen_t length = sizeof(bound);
-  if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&bound), sizeof(bound)) != 0 ||
-      ::listen(listener_, 64) != 0 || ::getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &length) != 0 ||
-      ::pipe2(wake_, O_CLOEXEC) != 0) {
-    why_not = "cannot listen on " + address + ": " + std::strerror(errno);
-  } else {
-    card.port = ntohs(bound.sin_port);
-  }
+  // Why this rank cannot listen ("" once it does); it joins the exchange below either way.
+  const auto listen_on = [&]() -> std::string {
+    if (!unusable.empty()) return unusable;
+    try {
+      sockaddr_in bound = ipv4(address, 0);
+      socklen_t length = sizeof(bound);
+      listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&bound), sizeof(bound)) != 0 ||
+          ::listen(listener_, 64) != 0 ||
+          ::getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &length) != 0 ||
+          ::pipe2(wake_, O_CLOEXEC) != 0) {
+        return "cannot listen on " + address + ": " + std::strerror(errno);
+      }
+      card.port = ntohs(bound.sin_port);
+      return "";
+    } catch (const Error& e) {
+      return e.message();
+    }
+  };
+  const std::string why_not = listen_on();
   int ranks = 1;
   MPI_Comm_size(comm, &ranks);
   std::vector<Card> cards(static_cast<std::size_t>(ranks));

@@ -18,7 +18,7 @@ std::string env(const char* name) {
 
 // The address the ranks on other nodes connect to.
 std::string reachable_address() {
-  const std::string found = first_ipv4_address();
+  const std::string found = reachable_ipv4_address();
   DPT_CHECK(!found.empty(), "rank 0 has no network interface other than the loopback, but the ranks run on several ",
             "nodes: set DPTRAIN_STORE=tcp://ADDRESS:PORT with an address of rank 0 that every rank reaches");
   return found;
