@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <ATen/Parallel.h>
+#include <c10/util/Half.h>
 
+#include <cstdint>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/bucket_pack.h"
@@ -62,6 +66,44 @@ TEST(BucketPack, UnalignedViewsAndSpecialValues) {
   pack_bucket(bf, flat.narrow(0, 0, 6).contiguous(), 1.0);
   EXPECT_EQ(bf[4].item<float>(), 1.0F);
   EXPECT_EQ(bf[5].item<float>(), 1.015625F);
+}
+
+// The fp16 conversions (F16C where the CPU has it) bit for bit against c10's scalar ones, over float bit patterns
+// of every sign and exponent (subnormal results, ties, overflow, infinities, NaNs with payloads) and over every
+// 16-bit pattern, at sizes that leave a tail to the scalar loop.
+TEST(BucketPack, Fp16BitsEqualC10sScalarConversionsForEveryKindOfValue) {
+  std::vector<std::uint32_t> patterns;
+  for (std::uint64_t u = 0; u <= 0xFFFFFFFFULL; u += 4099) patterns.push_back(static_cast<std::uint32_t>(u));
+  for (std::uint32_t u : {0x7F800001U, 0x7FC00001U, 0xFFFFFFFFU, 0x477FF000U, 0x477FEFFFU, 0x33000000U, 0x33000001U, 0x38800000U}) {
+    patterns.push_back(u);  // signalling and payload NaNs, 65520 (a tie that overflows), just below, 2^-25 (+ulp), 2^-14
+  }
+  const auto n = static_cast<std::int64_t>(patterns.size());
+  ASSERT_NE(n % 8, 0) << "the sweep leaves a tail";
+  at::Tensor flat = at::empty({n});
+  std::memcpy(flat.data_ptr<float>(), patterns.data(), patterns.size() * sizeof(float));
+  for (float scale : {1.0F, 0.37F}) {
+    at::Tensor wire = at::empty({n}, at::kHalf);
+    pack_bucket(wire, flat, scale);
+    const auto* got = static_cast<const std::uint16_t*>(wire.data_ptr());
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::uint16_t expected = c10::detail::fp16_ieee_from_fp32_value(flat.data_ptr<float>()[i] * scale);
+      ASSERT_EQ(got[i], expected) << "pack of float bits 0x" << std::hex << patterns[static_cast<std::size_t>(i)]
+                                  << " x " << scale;
+    }
+  }
+  constexpr std::int64_t kHalves = 65536 + 5;
+  at::Tensor halves = at::empty({kHalves}, at::kHalf);
+  auto* h = static_cast<std::uint16_t*>(halves.data_ptr());
+  for (std::int64_t i = 0; i < kHalves; ++i) h[i] = static_cast<std::uint16_t>(i);
+  for (float scale : {1.0F, 0.5F}) {
+    at::Tensor back = at::empty({kHalves});
+    unpack_bucket(back, halves, scale);
+    for (std::int64_t i = 0; i < kHalves; ++i) {
+      const float expected = c10::detail::fp16_ieee_to_fp32_value(h[i]) * scale;
+      ASSERT_EQ(std::memcmp(&back.data_ptr<float>()[i], &expected, sizeof(float)), 0)
+          << "unpack of half bits 0x" << std::hex << h[i] << " x " << scale;
+    }
+  }
 }
 
 TEST(BucketPack, RefusesMismatchedTensors) {
