@@ -326,17 +326,10 @@ MpiBackend::MpiBackend(MPI_Comm comm, double timeout_s, std::size_t shared_memor
   if (world_size_ > 1) s.board = ProgressBoard::create(s.comm, s.node);
   if (nodes > 1) {
     // Ranks that all share this machine (nodes made by the caller) answer on the loopback.
-    std::string address = "127.0.0.1";
-    std::string unusable;  // a DPTRAIN_SOCKET_IFNAME that allows no interface: the probe reports it after its exchange
-    if (machine_size != world_size_) {
-      try {
-        address = reachable_ipv4_address();
-      } catch (const Error& e) {
-        unusable = e.message();
-      }
-    }
+    const bool one_machine = machine_size == world_size_;
     s.probe = std::make_unique<PeerProbe>(
-        s.comm, address, [shared = shared_.get()] { return shared->progress_line(); }, unusable);
+        s.comm, [one_machine] { return one_machine ? std::string("127.0.0.1") : reachable_ipv4_address(); },
+        [shared = shared_.get()] { return shared->progress_line(); });
   }
   comm_thread_ = std::thread([shared = shared_] {
     shared->run_queue();

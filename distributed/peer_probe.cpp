@@ -48,24 +48,25 @@ sockaddr_in ipv4(const std::string& address, int port) {
 
 }  // namespace
 
-PeerProbe::PeerProbe(MPI_Comm comm, const std::string& address, std::function<std::string()> status,
-                     const std::string& unusable)
+PeerProbe::PeerProbe(MPI_Comm comm, const std::function<std::string()>& address,
+                     std::function<std::string()> status)
     : status_(std::move(status)) {
   Card card;
   copy_text(card.host, error_host());
-  copy_text(card.address, address);
   // Why this rank cannot listen ("" once it does); it joins the exchange below either way.
   const auto listen_on = [&]() -> std::string {
-    if (!unusable.empty()) return unusable;
+    std::string where;
     try {
-      sockaddr_in bound = ipv4(address, 0);
+      where = address();
+      copy_text(card.address, where);
+      sockaddr_in bound = ipv4(where, 0);
       socklen_t length = sizeof(bound);
       listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&bound), sizeof(bound)) != 0 ||
           ::listen(listener_, 64) != 0 ||
           ::getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &length) != 0 ||
           ::pipe2(wake_, O_CLOEXEC) != 0) {
-        return "cannot listen on " + address + ": " + std::strerror(errno);
+        return "cannot listen on " + where + ": " + std::strerror(errno);
       }
       card.port = ntohs(bound.sin_port);
       return "";

@@ -15,12 +15,11 @@ namespace dpt::distributed {
 
 class PeerProbe {
  public:
-  // Collective over `comm`: each rank listens on `address` (port chosen by the system) and learns every rank's
-  // host name, address and port. `status` is called on the probe's own thread for each connection and must be
-  // thread-safe. Throws a dpt::Error when this rank cannot listen, or `unusable` when it is not empty (why this rank
-  // has no address to listen on), after the exchange in either case, so that no rank is left waiting in it.
-  PeerProbe(MPI_Comm comm, const std::string& address, std::function<std::string()> status,
-            const std::string& unusable = "");
+  // Collective over `comm`: each rank listens on the IPv4 address `address()` gives (port chosen by the system) and
+  // learns every rank's host name, address and port. `status` is called on the probe's own thread for each
+  // connection and must be thread-safe. Throws a dpt::Error when this rank cannot listen (`address` threw, or the
+  // socket failed), after the exchange, so that no rank is left waiting in it.
+  PeerProbe(MPI_Comm comm, const std::function<std::string()>& address, std::function<std::string()> status);
   ~PeerProbe();
   PeerProbe(const PeerProbe&) = delete;
   PeerProbe& operator=(const PeerProbe&) = delete;

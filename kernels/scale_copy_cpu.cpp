@@ -15,8 +15,7 @@ namespace dpt::kernels {
 bool scale_copy_cpu(float* dst, const float* src, std::int64_t n, float scale) {
   // x - x is +0 (all bits clear) for every finite x and NaN for NaN and infinity: OR-ing its bits over the elements
   // is an integer reduction the compiler vectorises along with the multiply, so the check costs no pass of its own
-  // (in cache it kept 97-100 % of the plain loop's speed, where an exponent-bits test kept half). It needs IEEE
-  // arithmetic: -ffast-math would fold x - x to 0 (kernels_test then fails).
+  // (docs/benchmarks.md). It needs IEEE arithmetic: -ffast-math would fold x - x to 0 (kernels_test then fails).
   std::uint32_t nonfinite = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const float x = src[i];

@@ -87,6 +87,9 @@ void check_precision(Precision precision, const at::Device& device) {
   set_autocast(device.type(), autocast_enabled(device.type()), previous);
 }
 
+namespace {
+
+// Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX), from /proc/cpuinfo's flags.
 bool cpu_has_bf16_instructions() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -101,6 +104,8 @@ bool cpu_has_bf16_instructions() {
   }
   return false;
 }
+
+}  // namespace
 
 std::string precision_warning(Precision precision, const at::Device& device) {
   if (precision != Precision::BFloat16 || !device.is_cpu() || cpu_has_bf16_instructions()) return "";

@@ -20,8 +20,6 @@ Precision parse_precision(const std::string& name);
 // to bfloat16 only on the CPU): the run is refused at set-up instead of silently training in float32.
 void check_precision(Precision precision, const at::Device& device);
 
-// Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX, from /proc/cpuinfo's flags).
-bool cpu_has_bf16_instructions();
 // The warning a run at `precision` on `device` deserves, or "": bf16 on a CPU without bfloat16 arithmetic, where
 // LibTorch's bf16 convolutions and matrix products take reference paths many times slower than float32.
 std::string precision_warning(Precision precision, const at::Device& device);

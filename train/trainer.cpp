@@ -299,7 +299,8 @@ struct Trainer::Impl {
   }
 
   // "the loss was not finite on rank(s) 1, 3", or "the gradient of parameter 'fc1.weight' holds 12 non-finite values
-  // after the all-reduce; rank(s) 1 brought them (its own gradients were not finite, though every rank's loss was)".
+  // after the all-reduce; rank(s) 1 brought them (own gradients not finite, though every rank's loss was finite)", or
+  // that no rank's own gradients held them (the reduction overflowed).
   std::string nonfinite_summary(const StepVote& vote, const at::Tensor& stats) const {
     if (!vote.nonfinite_loss.empty()) return "the loss was not finite on rank(s) " + rank_list(vote.nonfinite_loss);
     std::string where;
